@@ -1,0 +1,29 @@
+"""User-facing errors.
+
+Every mistake a user can make (a bad flag, a broken file) raises one of these.
+The CLI turns them into a one-line message and the exit code below, never a traceback.
+"""
+
+
+class BioleafError(Exception):
+    """Base class: a clear, one-line message for the user."""
+
+    exit_code = 1
+
+
+class UsageError(BioleafError):
+    """A flag, preset or parameter value is wrong (exit code 2)."""
+
+    exit_code = 2
+
+
+class DataError(BioleafError):
+    """A data or checkpoint file is missing, malformed or foreign (exit code 1)."""
+
+    exit_code = 1
+
+
+class DivergenceError(BioleafError):
+    """Training produced NaN/Inf (exit code 1); the last good checkpoint is kept."""
+
+    exit_code = 1

@@ -1,0 +1,223 @@
+r"""The BioLeaF dendritic microcircuit: populations, the four pathways, one presentation.
+
+Layers ``l = 0..L-1`` (``L-1`` is the output). Every hidden layer holds pyramidal cells with three
+compartments and one interneuron per pyramidal cell of the layer above:
+
+.. math::
+
+    v^B_l(t) &= W_l\, x_{l-1}(t)                                  &&\text{basal (bottom-up)}\\
+    v^A_l(t) &= B_l\, x_{l+1}(t-1) + Q_l\, x^I_l(t-1)             &&\text{apical (top-down + inhibition)}\\
+    I_l(t)   &= g_B\, v^B_l(t) + g_A\, v^A_l(t)                     &&\text{soma (integrate-and-fire)}\\
+    I^I_l(t) &= g_B\, P_l\, x_l(t)                                  &&\text{interneuron soma}
+
+Output cells receive the teacher current in place of an apical input,
+
+.. math::  c_k(t) = \beta\,\big(y_k \vartheta / T - [v^B_k(t)]_+\big), \qquad I_k(t) = v^B_k(t) + c_k(t),
+
+which pulls their spike count from :math:`o_k` to :math:`(1-\beta)\, o_k + \beta\, y_k`.
+With no teacher (``targets=None``) ``c = 0``. Top-down signals arrive one step late (they are
+computed from the previous step's traces); bottom-up signals traverse all layers in one step.
+
+A presentation runs ``T`` steps on one batch and accumulates the local updates of
+:mod:`bioleaf.plasticity` online; nothing of size ``T`` is ever stored.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from . import plasticity
+from .encoding import SpikeStream
+from .errors import UsageError
+from .neurons import NeuronParams, if_init, if_step
+
+FEEDBACK_MODES = ("symmetric", "random", "learned")
+INTERNEURON_MODES = ("learned", "ideal")
+
+
+@dataclass(frozen=True)
+class CircuitParams:
+    """Microcircuit parameters (the defaults are the ones the docs and tests use)."""
+
+    g_basal: float = 1.0  # basal -> soma coupling (also the interneuron's somatic gain)
+    g_apical: float = 0.5  # apical -> soma coupling of hidden pyramidal cells
+    teacher_strength: float = 1.0  # beta in [0, 1]: 1 clamps output counts to their targets
+    target_high: float = 10.0  # target spike count of the labelled output cell
+    target_low: float = 0.0  # target spike count of the other output cells
+    feedback: str = "symmetric"
+    interneurons: str = "learned"
+
+    def validate(self, steps: int) -> "CircuitParams":
+        """Raise :class:`UsageError` for values that cannot give a working circuit."""
+        if self.feedback not in FEEDBACK_MODES:
+            raise UsageError(f"--feedback: expected one of {', '.join(FEEDBACK_MODES)}, got {self.feedback!r}")
+        if self.interneurons not in INTERNEURON_MODES:
+            raise UsageError(f"--interneurons: expected one of {', '.join(INTERNEURON_MODES)}, got {self.interneurons!r}")
+        if not 0 < self.teacher_strength <= 1:
+            raise UsageError(f"--teacher-strength: expected a value in (0, 1] (1 clamps outputs to their targets; "
+                             f"more makes counts overshoot and explode), got {self.teacher_strength}")
+        if not (self.g_basal > 0 and math.isfinite(self.g_basal)):
+            raise UsageError(f"--g-basal: expected a finite value > 0, got {self.g_basal}")
+        if not (0 <= self.g_apical <= 10):
+            raise UsageError(f"--g-apical: expected a value in [0, 10], got {self.g_apical}")
+        if not 0 <= self.target_low < self.target_high <= steps:
+            raise UsageError(f"--target-high/--target-low: expected 0 <= low < high <= steps ({steps}) "
+                             f"spikes, got low={self.target_low}, high={self.target_high}")
+        return self
+
+
+@dataclass
+class Microcircuit:
+    """The plastic synapses. ``W[l]``: ``[n_l, n_{l-1}]``; for hidden ``l``: ``B[l]``, ``Q[l]``:
+    ``[n_l, n_{l+1}]`` and ``P[l]``: ``[n_{l+1}, n_l]``."""
+
+    W: list[torch.Tensor]
+    B: list[torch.Tensor] = field(default_factory=list)
+    P: list[torch.Tensor] = field(default_factory=list)
+    Q: list[torch.Tensor] = field(default_factory=list)
+
+    @property
+    def sizes(self) -> list[int]:
+        return [self.W[0].shape[1]] + [w.shape[0] for w in self.W]
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """All synapses by name (``W0``, ``B0``, ...), e.g. for checkpoints."""
+        out = {f"W{l}": w for l, w in enumerate(self.W)}
+        for name in "BPQ":
+            out.update({f"{name}{l}": t for l, t in enumerate(getattr(self, name))})
+        return out
+
+    def sync_ideal(self, params: CircuitParams) -> None:
+        """Impose the labelled idealisations: ``B = W_above^T`` (symmetric), ``P = W_above``,
+        ``Q = -B`` (ideal interneurons). Copies in place so optimisers keep their tensors."""
+        for l in range(len(self.B)):
+            if params.feedback == "symmetric":
+                self.B[l].copy_(self.W[l + 1].T)
+            if params.interneurons == "ideal":
+                self.P[l].copy_(self.W[l + 1])
+                self.Q[l].copy_(-self.B[l])
+
+
+def uniform_init(n_out: int, n_in: int, scale: float, generator: torch.Generator) -> torch.Tensor:
+    """``U(-a, a)`` with ``a = scale * sqrt(3 / n_in)`` (std ``scale / sqrt(n_in)``)."""
+    a = scale * math.sqrt(3.0 / n_in)
+    return (torch.rand(n_out, n_in, generator=generator) * 2 - 1) * a
+
+
+def build_circuit(sizes: list[int], params: CircuitParams, generator: torch.Generator,
+                  init_scale: float = 1.0, device: str | torch.device = "cpu") -> Microcircuit:
+    """A circuit with random ``W`` and ``B`` (``B_l`` drawn like ``W_{l+1}^T``); interneuron synapses ``P``, ``Q`` start at zero
+    (silent, non-inhibiting interneurons) unless the idealisations impose them."""
+    W = [uniform_init(o, i, init_scale, generator) for i, o in zip(sizes[:-1], sizes[1:])]
+    hidden = range(len(sizes) - 2)
+    B = [uniform_init(sizes[l + 2], sizes[l + 1], init_scale, generator).T.contiguous() for l in hidden]
+    P = [torch.zeros(sizes[l + 2], sizes[l + 1]) for l in hidden]
+    Q = [torch.zeros(sizes[l + 1], sizes[l + 2]) for l in hidden]
+    circuit = Microcircuit(*[[t.to(device) for t in ts] for ts in (W, B, P, Q)])
+    circuit.sync_ideal(params)
+    return circuit
+
+
+@dataclass
+class Plasticity:
+    """Which synapse types learn during a presentation."""
+
+    W: bool = True
+    P: bool = False
+    Q: bool = False
+    B: bool = False
+
+
+@dataclass
+class Presentation:
+    """What one presentation returns: output counts and potentials, the teacher-free count each
+    output cell predicts from its own basal potential (:math:`\sum_t [v^B_k(t)]_+ / \vartheta`),
+    accumulated updates
+    (``name -> [n_post, n_pre]``, summed over batch and time), and the mean absolute apical
+    potential of each hidden layer (the residual of the self-predicting state)."""
+
+    counts: torch.Tensor
+    potentials: torch.Tensor
+    basal_counts: torch.Tensor
+    updates: dict[str, torch.Tensor]
+    apical_residual: list[float]
+    hidden_counts: list[torch.Tensor]
+    record: dict[str, list[torch.Tensor]] | None = None
+
+
+@torch.no_grad()
+def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | None, *, batch: int,
+            steps: int, neuron: NeuronParams, params: CircuitParams, learn: Plasticity = Plasticity(W=False),
+            record: bool = False) -> Presentation:
+    """Run one presentation of ``steps`` time steps (equations in the module docstring).
+
+    ``targets`` are target spike counts ``[batch, n_out]`` (``None``: no teacher). The updates in
+    the result are the sums of the rules in :mod:`bioleaf.plasticity` over all steps and samples.
+    ``record=True`` also keeps every step's spikes and apical potentials (for plots only).
+    """
+    W, L = circuit.W, len(circuit.W)
+    dev = W[0].device
+    sizes = circuit.sizes
+    ideal = params.interneurons == "ideal"
+    pyr = [if_init(batch, n, device=dev) for n in sizes[1:]]
+    inter = [if_init(batch, sizes[l + 2], device=dev) for l in range(L - 1)]
+    x_in = torch.zeros(batch, sizes[0], device=dev)
+    updates = {f"{k}{l}": torch.zeros_like(t) for k in "WPQB" if getattr(learn, k)
+               for l, t in enumerate(getattr(circuit, k))}
+    residual = [torch.zeros((), device=dev) for _ in range(L - 1)]
+    rec: dict[str, list[torch.Tensor]] | None = {"input": []} if record else None
+    basal_counts = torch.zeros(batch, sizes[-1], device=dev)
+    teacher_rate = None if targets is None else targets * (neuron.threshold / steps)
+
+    for t in range(steps):
+        x_in = neuron.lam * x_in + spikes(t)
+        prev_pyr, prev_inter = pyr, inter
+        pyr, inter = list(pyr), list(inter)
+        fired, inter_fired, apicals = [], [], []
+        pre, basal = x_in, x_in @ W[0].T
+        for l in range(L):
+            if l < L - 1:  # hidden pyramidal cell: basal + apical compartments
+                if ideal:
+                    apical = (prev_pyr[l + 1].trace - prev_inter[l].trace) @ circuit.B[l].T
+                else:
+                    apical = prev_pyr[l + 1].trace @ circuit.B[l].T + prev_inter[l].trace @ circuit.Q[l].T
+                drive = params.g_basal * basal + params.g_apical * apical
+                residual[l] += apical.abs().mean()
+            else:  # output cell: the teacher current is its apical input
+                rate = torch.relu(basal)
+                basal_counts += rate
+                apical = None if teacher_rate is None else params.teacher_strength * (teacher_rate - rate)
+                drive = basal if apical is None else basal + apical
+            s, pyr[l] = if_step(drive, prev_pyr[l], neuron)
+            fired.append(s)
+            apicals.append(apical)
+            if learn.W and apical is not None:
+                gate = (pyr[l].count > 0).to(s.dtype) if l < L - 1 else torch.ones_like(s)
+                updates[f"W{l}"] += plasticity.basal_error_stdp(pre, apical, gate)
+            if l < L - 1:
+                basal_above = pyr[l].trace @ W[l + 1].T
+                inter_drive = basal_above if ideal else pyr[l].trace @ circuit.P[l].T
+                s_inter, inter[l] = if_step(params.g_basal * inter_drive, prev_inter[l], neuron)
+                inter_fired.append(s_inter)
+                pre, basal = pyr[l].trace, basal_above
+        for l in range(L - 1):  # lateral and top-down rules, once every layer has stepped
+            if learn.P:
+                updates[f"P{l}"] += plasticity.interneuron_prediction(pyr[l].trace, fired[l + 1], inter_fired[l])
+            if learn.Q:
+                updates[f"Q{l}"] += plasticity.apical_cancellation(prev_inter[l].trace, apicals[l])
+            if learn.B:
+                updates[f"B{l}"] += plasticity.feedback_mirror(pyr[l + 1].trace, fired[l], pyr[l].count / (t + 1))
+        if rec is not None:
+            rec["input"].append((x_in[0] > 0).float())
+            for l in range(L):
+                rec.setdefault(f"pyr{l}", []).append(fired[l][0].clone())
+            for l in range(L - 1):
+                rec.setdefault(f"inter{l}", []).append(inter_fired[l][0].clone())
+                rec.setdefault(f"apical{l}", []).append(apicals[l][0].clone())
+    return Presentation(counts=pyr[-1].count, potentials=pyr[-1].v,
+                        basal_counts=basal_counts / neuron.threshold, updates=updates,
+                        apical_residual=[float(r) / steps for r in residual],
+                        hidden_counts=[p.count for p in pyr[:-1]], record=rec)

@@ -1,0 +1,115 @@
+r"""Spiking neuron dynamics and presynaptic traces, as pure step functions.
+
+Every population in BioLeaF (pyramidal somata, interneurons, output cells, the twins'
+layers) is the same integrate-and-fire soma, advanced one time step by :func:`if_step`.
+
+.. math::
+
+    v(t) &= \alpha\, v(t-1) + I(t) \qquad \alpha = e^{-dt/\tau_m}\ (\alpha=1:\ \text{no leak})\\
+    s(t) &= H\big(v(t) - \vartheta\big)\, [r(t-1) = 0]\\
+    v(t) &\leftarrow v(t) - \vartheta\, s(t) \qquad \text{(reset by subtraction)}\\
+    r(t) &= \max(r(t-1) - 1, 0) + n_{ref}\, s(t) \qquad \text{(refractory steps left)}
+
+A spike train is filtered into the presynaptic trace, which is both the PSP seen by the
+postsynaptic dendrite and the presynaptic STDP trace:
+
+.. math::  x(t) = \lambda\, x(t-1) + s(t), \qquad \lambda = e^{-dt/\tau_s}
+
+State and parameters are immutable named tuples; the functions never mutate their inputs, so
+no state leaks between presentations and the same step serves autograd (bptt) and the local
+rules alike.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple
+
+import torch
+
+from .errors import UsageError
+
+
+class NeuronParams(NamedTuple):
+    """Parameters of the integrate-and-fire soma and of the synaptic trace (times in ms)."""
+
+    threshold: float = 1.0
+    tau_mem: float = math.inf  # membrane time constant; inf = no leak (pure integrate-and-fire)
+    tau_syn: float = 5.0  # trace / PSP time constant
+    refractory: int = 0  # refractory period in time steps
+    dt: float = 1.0
+
+    @property
+    def alpha(self) -> float:
+        """Membrane decay per step, ``exp(-dt/tau_mem)`` (1.0 without leak)."""
+        return 0.0 if self.tau_mem == 0 else math.exp(-self.dt / self.tau_mem)
+
+    @property
+    def lam(self) -> float:
+        """Trace decay per step, ``exp(-dt/tau_syn)``."""
+        return math.exp(-self.dt / self.tau_syn)
+
+    def validate(self) -> "NeuronParams":
+        """Raise :class:`UsageError` for values no neuron can have."""
+        checks = [
+            (self.threshold > 0 and math.isfinite(self.threshold), "--threshold", "a finite value > 0"),
+            (self.tau_mem > 0, "--tau-mem", "a value > 0 (ms), or inf for no leak"),
+            (0 < self.tau_syn < math.inf, "--tau-syn", "a finite value > 0 (ms)"),
+            (self.refractory >= 0, "--refractory", "an integer >= 0 (steps)"),
+            (0 < self.dt < math.inf, "--dt", "a finite value > 0 (ms)"),
+        ]
+        for ok, flag, expected in checks:
+            if not ok:
+                raise UsageError(f"{flag}: expected {expected}, got {getattr(self, _FIELD[flag])}")
+        return self
+
+
+_FIELD = {"--threshold": "threshold", "--tau-mem": "tau_mem", "--tau-syn": "tau_syn",
+          "--refractory": "refractory", "--dt": "dt"}
+
+
+class IFState(NamedTuple):
+    """State of a population: membrane potential, refractory counter, trace, spike count."""
+
+    v: torch.Tensor
+    refrac: torch.Tensor
+    trace: torch.Tensor
+    count: torch.Tensor
+
+
+def if_init(batch: int, n: int, *, device: torch.device | str = "cpu",
+            dtype: torch.dtype = torch.float32) -> IFState:
+    """A population at rest: all zeros, shape ``[batch, n]``."""
+    z = torch.zeros(batch, n, device=device, dtype=dtype)
+    return IFState(z, z, z, z)
+
+
+def heaviside(x: torch.Tensor) -> torch.Tensor:
+    """Spike nonlinearity without a gradient (local rules and the twins' forward pass)."""
+    return (x >= 0).to(x.dtype)
+
+
+SpikeFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def if_step(current: torch.Tensor, state: IFState, p: NeuronParams,
+            spike_fn: SpikeFn = heaviside) -> tuple[torch.Tensor, IFState]:
+    """Advance a population by one step; returns ``(spikes, new_state)`` (equations above).
+
+    ``spike_fn`` maps ``v - threshold`` to spikes; bptt passes a surrogate-gradient function.
+    """
+    v = p.alpha * state.v + current
+    s = spike_fn(v - p.threshold)
+    if p.refractory > 0:
+        s = s * (state.refrac <= 0).to(s.dtype)
+        refrac = torch.clamp(state.refrac - 1, min=0) + p.refractory * s
+    else:
+        refrac = state.refrac
+    v = v - p.threshold * s
+    trace = p.lam * state.trace + s
+    return s, IFState(v, refrac, trace, state.count + s)
+
+
+def trace_step(trace: torch.Tensor, spikes: torch.Tensor, lam: float) -> torch.Tensor:
+    """Presynaptic trace ``x(t) = lam * x(t-1) + s(t)`` (used for input spike trains)."""
+    return lam * trace + spikes

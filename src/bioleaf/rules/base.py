@@ -1,0 +1,115 @@
+"""The trainer interface every rule implements, and the shared optimiser set-up.
+
+A rule owns its synapses and its optimiser. Whatever computes the change (explicit ST-BP formulas,
+autograd, or the local plasticity of the microcircuit), it writes ``-change`` into ``.grad`` and
+takes one optimiser step, so all rules share SGD-with-momentum and Adam with the same flags.
+Per-synapse optimiser state (momentum, Adam moments) depends only on that synapse's own past
+updates, so it is local too.
+
+Data parallelism: a rule is handed the whole (global) batch and simulates only its ``shard`` of
+the rows; ``reduce`` sums the changes of all shards (an all-reduce, or nothing in one process)
+before the step, so every process takes the same step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from ..config import TrainConfig
+from ..encoding import Encoder, SpikeStream
+from ..losses import predict
+from ..network import simulate
+
+
+@dataclass
+class BatchStats:
+    """Summed training loss and number of correct predictions over the samples simulated here."""
+
+    loss_sum: float
+    correct: int
+    samples: int
+
+
+Reducer = Callable[[list[torch.Tensor]], None]
+
+
+def _no_reduce(tensors: list[torch.Tensor]) -> None:
+    """Single process: the local sums are already the global ones."""
+
+
+class Rule:
+    """Base class: synapses by name, an optimiser, inference through the bottom-up pathway."""
+
+    name = ""
+
+    def __init__(self, cfg: TrainConfig, sizes: list[int], generator: torch.Generator, device: torch.device):
+        self.cfg, self.sizes, self.device = cfg, sizes, device
+        self.encoder: Encoder = cfg.encoder_obj()
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.shard: slice | None = None
+        self.reduce: Reducer = _no_reduce
+
+    @property
+    def weights(self) -> list[torch.Tensor]:
+        """Bottom-up weights ``W[l]`` (``[n_l, n_{l-1}]``): the inference network."""
+        raise NotImplementedError
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Every learned tensor by name (checkpointed)."""
+        return {f"W{l}": w for l, w in enumerate(self.weights)}
+
+    def train_batch(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> BatchStats:
+        """One learning step on the global batch ``images`` (this process simulates ``shard``)."""
+        raise NotImplementedError
+
+    def after_load(self) -> None:
+        """Re-establish derived state after tensors were loaded from a checkpoint."""
+
+    def local(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None
+              ) -> tuple[SpikeStream, torch.Tensor, int]:
+        """The input spikes and labels of this process's shard, and the shard size."""
+        stream = self.encoder.stream(images, self.cfg.steps, generator, self.shard)
+        labels = labels if self.shard is None else labels[self.shard]
+        return stream, labels, labels.shape[0]
+
+    @torch.no_grad()
+    def infer(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """Predicted classes with the teacher off (bottom-up pathway only), all rows."""
+        fwd = simulate(self.weights, self.encoder.stream(images, self.cfg.steps, generator),
+                       batch=images.shape[0], steps=self.cfg.steps, neuron=self.cfg.neuron)
+        return predict(fwd.output, fwd.potentials)
+
+    def make_optimizer(self, groups: list[dict]) -> torch.optim.Optimizer:
+        """SGD (with momentum) or Adam over parameter groups ``{"params": [...], "lr": ...}``."""
+        cfg = self.cfg
+        for g in groups:
+            g.setdefault("weight_decay", cfg.weight_decay)
+        if cfg.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=cfg.learning_rate, momentum=cfg.momentum)
+        return torch.optim.Adam(groups, lr=cfg.learning_rate)
+
+    def apply_changes(self, changes: dict[str, torch.Tensor], scale: float) -> None:
+        """Sum ``changes`` over processes, write ``-scale * change`` into each named tensor's
+        ``.grad`` and take one optimiser step."""
+        self.reduce(list(changes.values()))
+        tensors = self.tensors()
+        for name, change in changes.items():
+            tensors[name].grad = -scale * change
+        self.optimizer.step()
+        for name in changes:
+            tensors[name].grad = None
+
+
+def make_rule(cfg: TrainConfig, sizes: list[int], generator: torch.Generator, device: torch.device) -> Rule:
+    """The rule named by ``cfg.rule``, with freshly initialised synapses drawn from ``generator``."""
+    from .bioleaf import BioleafRule
+    from .bptt import BpttRule
+    from .stbp import StbpRule
+
+    return {"bioleaf": BioleafRule, "stbp": StbpRule, "bptt": BpttRule}[cfg.rule](cfg, sizes, generator, device)
+
+
+RULES = ("bioleaf", "stbp", "bptt")

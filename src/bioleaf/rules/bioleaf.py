@@ -1,0 +1,92 @@
+"""``bioleaf``: the dendritic microcircuit trained by its local plasticity rules only.
+
+Schedule of one batch (SPEC: a free phase followed by a teacher phase on the same input spikes):
+
+1. **free phase** (only when ``P``/``Q`` or ``B`` are plastic): no teacher; the interneurons learn
+   to predict their partners (``P``), the apical inhibition learns to cancel the top-down input
+   (``Q``) and, with learned feedback, ``B`` mirrors the layer above. This keeps the circuit in the
+   self-predicting state while ``W`` changes.
+2. **teacher phase**, replaying the same input spikes: the teacher current nudges the output cells
+   and the bottom-up ``W`` learn by error-gated STDP on their apical error.
+
+With ideal interneurons and symmetric feedback (the special circumstance) nothing lateral is
+plastic and only the teacher phase runs. Before the first teacher phase, ``self_predict_batches``
+batches run the free phase alone: the initial self-predicting phase.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..losses import predict, spike_count_error, target_counts
+from ..microcircuit import Microcircuit, Plasticity, build_circuit, present
+from .base import BatchStats, Rule
+
+
+class BioleafRule(Rule):
+    """Local learning in the dendritic microcircuit."""
+
+    name = "bioleaf"
+
+    def __init__(self, cfg, sizes, generator, device):
+        super().__init__(cfg, sizes, generator, device)
+        p = cfg.circuit
+        self.circuit: Microcircuit = build_circuit(sizes, p, generator, cfg.init_scale, device)
+        hidden = len(sizes) > 2
+        self.lateral = Plasticity(W=False, P=hidden and p.interneurons == "learned",
+                                  Q=hidden and p.interneurons == "learned", B=hidden and p.feedback == "learned")
+        groups = [{"params": [w], "lr": lr} for w, lr in zip(self.circuit.W, cfg.layer_lrs(len(self.circuit.W)))]
+        if self.lateral.P:
+            groups.append({"params": self.circuit.P + self.circuit.Q, "lr": cfg.lr_interneuron})
+        if self.lateral.B:
+            groups.append({"params": self.circuit.B, "lr": cfg.lr_feedback, "weight_decay": cfg.feedback_decay})
+        self.optimizer = self.make_optimizer(groups)
+        self.has_free_phase = self.lateral.P or self.lateral.B
+        self.self_predict_left = torch.tensor(cfg.self_predict_batches if self.has_free_phase else 0)
+        self.last_apical_residual: list[float] = []
+
+    @property
+    def weights(self):
+        return self.circuit.W
+
+    def tensors(self):
+        return {**self.circuit.tensors(), "self_predict_left": self.self_predict_left}
+
+    def after_load(self):
+        self.circuit.sync_ideal(self.cfg.circuit)
+
+    def _present(self, images, labels, targets, generator, learn: Plasticity):
+        """One presentation of this process's shard; applies (all-reduced) updates if any."""
+        c = self.cfg
+        stream, _, n = self.local(images, labels, generator)
+        res = present(self.circuit, stream, targets, batch=n, steps=c.steps, neuron=c.neuron,
+                      params=c.circuit, learn=learn)
+        if res.updates:
+            self.apply_changes(res.updates, 1.0 / images.shape[0])
+            self.circuit.sync_ideal(c.circuit)
+        return res
+
+    def self_predict(self, images, generator) -> list[float]:
+        """One free-phase presentation (no teacher, lateral synapses plastic); the apical residual."""
+        labels = torch.zeros(images.shape[0], dtype=torch.long, device=images.device)
+        return self._present(images, labels, None, generator, self.lateral).apical_residual
+
+    def train_batch(self, images, labels, generator):
+        c = self.cfg
+        local_labels = labels if self.shard is None else labels[self.shard]
+        y = target_counts(local_labels, self.sizes[-1], c.circuit.target_high, c.circuit.target_low)
+        while int(self.self_predict_left) > 0:
+            self.self_predict(images, generator)
+            self.self_predict_left -= 1
+        free = None
+        if self.has_free_phase:
+            replay = generator.get_state()
+            free = self._present(images, labels, None, generator, self.lateral)
+            generator.set_state(replay)
+        teach = self._present(images, labels, y, generator, Plasticity(W=True))
+        self.last_apical_residual = (free or teach).apical_residual
+        counts = teach.basal_counts if free is None else free.counts
+        potentials = teach.potentials if free is None else free.potentials
+        correct = int((predict(counts, potentials) == local_labels).sum())
+        n = local_labels.shape[0]
+        return BatchStats(n * float(spike_count_error(counts, y)), correct, n)
