@@ -65,6 +65,10 @@ class Rule:
         """One learning step on the global batch ``images`` (this process simulates ``shard``)."""
         raise NotImplementedError
 
+    def diagnostics(self, images: torch.Tensor, labels: torch.Tensor) -> dict:
+        """Extra per-epoch figures for ``metrics.jsonl`` from a fixed probe batch (none by default)."""
+        return {}
+
     def after_load(self) -> None:
         """Re-establish derived state after tensors were loaded from a checkpoint."""
 

@@ -1,0 +1,271 @@
+"""``bioleaf``: the command-line interface.
+
+Every error a user can cause ends as one line on stderr and a non-zero exit code:
+2 for a usage error (flags, presets, parameters), 1 for a data error (missing or malformed
+files, divergence), 130 for an interrupted training (a checkpoint was written). ``--debug``
+shows the traceback instead, for developers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from .config import DATASETS, OPTIMIZERS, RULE_NAMES, SURROGATES, TrainConfig
+from .encoding import ENCODERS
+from .errors import BioleafError, UsageError
+from .microcircuit import FEEDBACK_MODES, INTERNEURON_MODES
+from .presets import PRESETS, preset_values
+
+# flag -> (config field, type, help); nested fields are "neuron.x" / "circuit.x"
+TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
+    "--arch": ("arch", str, "layer sizes, e.g. 784-400-400-10 (default: <input>-400-400-10)"),
+    "--steps": ("steps", int, "time steps T per presentation"),
+    "--epochs": ("epochs", int, "training epochs"),
+    "--batch-size": ("batch_size", int, "samples per batch"),
+    "--lr": ("lr", float, "learning rate of W"),
+    "--lr-layers": ("lr_layers", str, "per-layer multipliers of --lr, e.g. 1,0.5,0.5"),
+    "--optimizer": ("optimizer", str, f"one of {', '.join(OPTIMIZERS)}"),
+    "--momentum": ("momentum", float, "SGD momentum"),
+    "--weight-decay": ("weight_decay", float, "L2 weight decay of W"),
+    "--seed": ("seed", int, "random seed (weights, data order, spikes)"),
+    "--limit": ("limit", int, "use only the first N training samples"),
+    "--val-fraction": ("val_fraction", float, "fraction of the training samples held out for validation"),
+    "--device": ("device", str, "cpu or cuda[:N]"),
+    "--encoder": ("encoder", str, f"input spike code: {', '.join(ENCODERS)}"),
+    "--max-rate": ("max_rate", float, "spike probability per step at intensity 1"),
+    "--init-scale": ("init_scale", float, "std of initial weights times sqrt(fan-in)"),
+    "--threshold": ("neuron.threshold", float, "firing threshold"),
+    "--tau-mem": ("neuron.tau_mem", float, "membrane time constant in ms (inf: no leak)"),
+    "--tau-syn": ("neuron.tau_syn", float, "synaptic trace time constant in ms"),
+    "--refractory": ("neuron.refractory", int, "refractory period in steps"),
+    "--dt": ("neuron.dt", float, "time step in ms"),
+    "--feedback": ("circuit.feedback", str, f"bioleaf top-down B: {', '.join(FEEDBACK_MODES)}"),
+    "--interneurons": ("circuit.interneurons", str, f"bioleaf P/Q: {', '.join(INTERNEURON_MODES)}"),
+    "--g-basal": ("circuit.g_basal", float, "bioleaf basal -> soma coupling"),
+    "--g-apical": ("circuit.g_apical", float, "bioleaf apical -> soma coupling"),
+    "--teacher-strength": ("circuit.teacher_strength", float, "bioleaf teacher nudging beta in (0, 1]"),
+    "--target-high": ("circuit.target_high", float, "target spike count of the labelled output"),
+    "--target-low": ("circuit.target_low", float, "target spike count of the other outputs"),
+    "--lr-interneuron": ("lr_interneuron", float, "bioleaf learning rate of P and Q"),
+    "--lr-feedback": ("lr_feedback", float, "bioleaf learning rate of learned B"),
+    "--feedback-decay": ("feedback_decay", float, "bioleaf weight decay of learned B"),
+    "--self-predict-batches": ("self_predict_batches", int, "bioleaf teacher-free batches before learning"),
+    "--surrogate": ("surrogate", str, f"bptt surrogate gradient: {', '.join(SURROGATES)}"),
+    "--surrogate-slope": ("surrogate_slope", float, "bptt surrogate slope"),
+    "--ce-temperature": ("ce_temperature", float, "bptt cross-entropy temperature on counts"),
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error (exit code 2)."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rule", default=None, help=f"learning rule: {', '.join(RULE_NAMES)} (default bioleaf)")
+    p.add_argument("--dataset", default=None, help=f"{', '.join(DATASETS)} (default fashion-mnist, or digits if "
+                                                   "Fashion-MNIST is not installed)")
+    p.add_argument("--data-dir", default=None, help="directory with the four IDX files")
+    p.add_argument("--preset", default=None, help=f"named hyperparameters: {', '.join(PRESETS)}")
+    for flag, (_, typ, text) in TRAIN_FLAGS.items():
+        p.add_argument(flag, type=_float if typ is float else typ, default=None, help=text)
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="bioleaf", description="Bio-plausible local learning for spiking neural networks.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    t = sub.add_parser("train", help="train a network and write config, metrics, summary and model to --out")
+    _add_config_flags(t)
+    t.add_argument("--out", default="runs/latest", help="output directory (default runs/latest)")
+    t.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.safetensors")
+    t.add_argument("--overwrite", action="store_true", help="replace a finished run already in --out")
+    t.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every K batches")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--distributed", action="store_true", help="data-parallel training under torchrun")
+    t.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    e = sub.add_parser("eval", help="reload a trained model and print its test accuracy")
+    e.add_argument("dir", help="a directory written by bioleaf train")
+    e.add_argument("--data-dir", default=None, help="override the dataset directory")
+    e.add_argument("--json", action="store_true")
+
+    q = sub.add_parser("check-equivalence", help="cosine between BioLeaF updates and ST-BP gradients per layer")
+    _add_config_flags(q)
+    q.add_argument("--samples", type=int, default=64, help="batch of samples (default 64)")
+    q.add_argument("--json", action="store_true")
+
+    x = sub.add_parser("export", help="write a trained network in an interchange format")
+    x.add_argument("dir", help="a directory written by bioleaf train")
+    x.add_argument("--format", default="nir", choices=["nir"], help="interchange format (default nir)")
+    x.add_argument("--out", required=True, help="output file, e.g. model.nir")
+
+    b = sub.add_parser("bench", help="speed, memory and GFLOP/s of bioleaf, bptt and snnTorch")
+    b.add_argument("--json", action="store_true")
+    b.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test of the bench itself)")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Defaults < ``--preset`` < explicit flags; validated."""
+    values: dict[str, object] = dict(preset_values(args.preset)) if args.preset else {}
+    for key in ("rule", "dataset", "data_dir"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    for flag, (field, _, _) in TRAIN_FLAGS.items():
+        v = getattr(args, flag[2:].replace("-", "_"))
+        if v is not None:
+            values[field] = v
+    cfg = TrainConfig()
+    neuron, circuit = {}, {}
+    for key, v in values.items():
+        if key.startswith("neuron."):
+            neuron[key[7:]] = v
+        elif key.startswith("circuit."):
+            circuit[key[8:]] = v
+        else:
+            setattr(cfg, key, v)
+    cfg.neuron = cfg.neuron._replace(**neuron)
+    cfg.circuit = dataclasses.replace(cfg.circuit, **circuit)
+    if args.dataset is None and "dataset" not in values:
+        cfg.dataset = _default_dataset(cfg.data_dir)
+    return cfg.validate()
+
+
+def _default_dataset(data_dir: str | None) -> str:
+    from .data import FASHION_MNIST_DIR, dataset_available
+
+    if dataset_available("fashion-mnist", data_dir):
+        return "fashion-mnist"
+    print(f"notice: Fashion-MNIST not found in {data_dir or FASHION_MNIST_DIR} (apt-get install "
+          "dataset-fashion-mnist); falling back to the bundled scikit-learn digits", file=sys.stderr)
+    return "digits"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .train import Trainer
+    from .parallel import setup_parallel
+
+    cfg = config_from_args(args)
+    if args.checkpoint_every < 0:
+        raise UsageError(f"--checkpoint-every: expected an integer >= 0, got {args.checkpoint_every}")
+    out = Path(args.out)
+    parallel = setup_parallel(args.distributed, cfg.device)
+    if parallel.is_main:
+        _prepare_out(out, resume=args.resume, overwrite=args.overwrite)
+    data = load_dataset(cfg.dataset, cfg.data_dir, limit=cfg.limit, val_fraction=cfg.val_fraction)
+    trainer = Trainer(cfg, data, out, checkpoint_every=args.checkpoint_every,
+                      progress=not args.no_progress and parallel.is_main, parallel=parallel)
+    summary = trainer.run(resume=args.resume)
+    if parallel.is_main:
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            print(f"test accuracy {summary['test_accuracy']:.2%} ({cfg.rule}, {summary['arch']}, {cfg.dataset}, "
+                  f"{summary['samples_per_second']:.0f} samples/s); results in {out}")
+    return 0
+
+
+def _prepare_out(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to mix runs: a directory holding a run needs --resume or --overwrite."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a directory")
+    has_run = (out / "config.json").exists()
+    if resume and not (out / "checkpoint.safetensors").exists():
+        raise UsageError(f"--resume: no checkpoint in {out} (expected {out / 'checkpoint.safetensors'})")
+    if has_run and not resume and not overwrite:
+        raise UsageError(f"--out {out}: already holds a run; add --resume to continue it or --overwrite to replace it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot create directory ({e.strerror})") from None
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_run
+
+    result = evaluate_run(Path(args.dir), data_dir=args.data_dir)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"test accuracy {result['test_accuracy']:.2%} ({result['rule']}, {result['arch']}, "
+              f"{result['dataset']}, {result['test_samples']} samples)")
+    return 0
+
+
+def cmd_check_equivalence(args: argparse.Namespace) -> int:
+    import torch
+    from .data import load_dataset
+    from .equivalence import check_equivalence
+
+    cfg = config_from_args(args)
+    if not 1 <= args.samples <= 100_000:
+        raise UsageError(f"--samples: expected an integer in 1..100000, got {args.samples}")
+    data = load_dataset(cfg.dataset, cfg.data_dir, limit=max(args.samples, 10), val_fraction=0.0)
+    if not cfg.arch:
+        cfg.arch = f"{data.input_size}-400-400-{data.num_classes}"
+    torch.manual_seed(cfg.seed)
+    result = check_equivalence(cfg, data.train_x[:args.samples], data.train_y[:args.samples])
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"BioLeaF update vs -dE/dW (ST-BP), {cfg.arch}, {args.samples} {cfg.dataset} samples, T={cfg.steps}")
+    for name, rows in result.items():
+        cells = "  ".join(f"layer {r['layer']}: cos {r['cosine']:.4f} (scale {r['scale']:.3g})" for r in rows)
+        print(f"  {name:<24}{cells}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_run
+
+    path = export_run(Path(args.dir), args.format, Path(args.out))
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    result = run_bench(quick=args.quick)
+    print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "check-equivalence": cmd_check_equivalence,
+            "export": cmd_export, "bench": cmd_bench}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except BioleafError as e:
+        if args.debug:
+            raise
+        print(f"bioleaf {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"bioleaf {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

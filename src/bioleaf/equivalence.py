@@ -1,0 +1,131 @@
+r"""How close BioLeaF's local updates come to the ST-BP gradient of the same error.
+
+Both are computed from the **same input spikes** (the spike generator is replayed): ST-BP from a
+teacher-free run of the bottom-up network (:func:`bioleaf.rules.stbp.stbp_gradients`), BioLeaF from
+one teacher presentation of the microcircuit (:func:`bioleaf.microcircuit.present`). Per layer we
+report the cosine between BioLeaF's :math:`\Delta W_l` and :math:`-\partial E/\partial W_l`, and the
+relative scale :math:`\|\Delta W_l\| / \|\partial E/\partial W_l\|`.
+
+Four settings (``bioleaf check-equivalence``):
+
+- ``count_model``: the idealised count model (no spikes, :func:`count_model_updates`);
+- ``spiking``: the spiking microcircuit in the special circumstance: symmetric feedback
+  ``B = W_above^T``, ideal interneurons ``P = W_above``, ``Q = -B``;
+- ``random_feedback``: the same with fixed random ``B`` (and ``Q = -B``);
+- ``untrained_interneurons``: symmetric feedback, ``P`` and ``Q`` at their initial value (zero).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+
+from .config import TrainConfig
+from .losses import target_counts
+from .microcircuit import Microcircuit, Plasticity, build_circuit, present
+from .network import simulate
+from .rules.stbp import stbp_gradients
+
+SETTINGS = ("count_model", "spiking", "random_feedback", "untrained_interneurons")
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Cosine similarity of two tensors seen as flat vectors (0 if either is zero)."""
+    a, b = a.flatten().double(), b.flatten().double()
+    den = float(a.norm() * b.norm())
+    return float(a @ b) / den if den > 0 else 0.0
+
+
+def agreement(updates: list[torch.Tensor], grads: list[torch.Tensor]) -> list[dict]:
+    """Per layer (1 = first hidden): cosine of update vs ``-grad`` and their norm ratio."""
+    rows = []
+    for l, (u, g) in enumerate(zip(updates, grads)):
+        gn = float(g.norm())
+        rows.append({"layer": l + 1, "cosine": cosine(u, -g), "scale": float(u.norm()) / gn if gn > 0 else math.nan})
+    return rows
+
+
+def count_model_updates(weights: list[torch.Tensor], x0: torch.Tensor, targets: torch.Tensor, *,
+                        threshold: float, kappa: float, teacher_strength: float, g_apical: float,
+                        ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    r"""BioLeaF updates and ST-BP gradients in the idealised count model (no time, no spikes).
+
+    Forward: :math:`a_l = W_l X_{l-1}`, :math:`o_l = [a_l]_+/\vartheta`, :math:`X_l = \kappa o_l`.
+    BioLeaF with symmetric feedback and ideal interneurons: output cells are nudged to fire
+    :math:`[(1-\beta) a_L + \beta y \vartheta]_+/\vartheta` and learn from
+    :math:`v^A_L = \beta(y\vartheta - [a_L]_+)`; a nudged hidden layer fires
+    :math:`[a_l + g_A v^A_l]_+/\vartheta` while its interneurons predict
+    :math:`[a_l]_+/\vartheta`, so the layer below receives
+    :math:`v^A_{l-1} = W_l^\top \kappa\,(\text{nudged}_l - [a_l]_+)/\vartheta` and learns
+    :math:`\Delta W_{l-1} = ([o_{l-1} > 0] \odot v^A_{l-1})\, X_{l-2}^\top`.
+    Returns ``(updates, stbp_gradients)``, both summed over the batch, in float64 (the nudges are
+    tiny differences of large potentials).
+    """
+    weights, x0, targets = [w.double() for w in weights], x0.double(), targets.double()
+    X, a = [x0], []
+    for w in weights:
+        a.append(X[-1] @ w.T)
+        X.append(kappa * torch.relu(a[-1]) / threshold)
+    beta = teacher_strength
+    apical = beta * (targets * threshold - torch.relu(a[-1]))
+    updates = [apical.T @ X[-2]]
+    nudged = torch.relu((1 - beta) * a[-1] + beta * targets * threshold)
+    for l in range(len(weights) - 2, -1, -1):
+        apical = (kappa * (nudged - torch.relu(a[l + 1])) / threshold) @ weights[l + 1]
+        updates.append(((a[l] > 0).to(apical.dtype) * apical).T @ X[l])
+        nudged = torch.relu(a[l] + g_apical * apical)
+    fwd_counts = [torch.relu(z) / threshold for z in a]
+    grads = _stbp_count_model(weights, X, fwd_counts, targets, threshold, kappa)
+    return updates[::-1], grads
+
+
+def _stbp_count_model(weights, X, o, targets, threshold, kappa):
+    """ST-BP formulas with a constant :math:`\\kappa` (see :mod:`bioleaf.rules.stbp`)."""
+    delta = (o[-1] - targets) * ((o[-1] > 0) | (targets > o[-1])).to(targets.dtype) / threshold
+    grads = [delta.T @ X[-2]]
+    for l in range(len(weights) - 2, -1, -1):
+        delta = (delta @ weights[l + 1]) * kappa * (o[l] > 0).to(delta.dtype) / threshold
+        grads.append(delta.T @ X[l])
+    return grads[::-1]
+
+
+def spiking_updates(circuit: Microcircuit, images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig,
+                    generator: torch.Generator) -> tuple[list[torch.Tensor], list[torch.Tensor], list[float]]:
+    """BioLeaF's accumulated ``W`` updates (teacher presentation), ST-BP's gradients (free run of
+    the same input spikes) and the apical residual; nothing is applied to the circuit."""
+    y = target_counts(labels, circuit.W[-1].shape[0], cfg.circuit.target_high, cfg.circuit.target_low)
+    encoder, n = cfg.encoder_obj(), images.shape[0]
+    start = generator.get_state()
+    fwd = simulate(circuit.W, encoder.stream(images, cfg.steps, generator), batch=n, steps=cfg.steps,
+                   neuron=cfg.neuron)
+    grads = stbp_gradients(circuit.W, fwd, y, cfg.neuron.threshold)
+    generator.set_state(start)
+    res = present(circuit, encoder.stream(images, cfg.steps, generator), y, batch=n, steps=cfg.steps,
+                  neuron=cfg.neuron, params=cfg.circuit, learn=Plasticity(W=True))
+    return [res.updates[f"W{l}"] for l in range(len(circuit.W))], grads, res.apical_residual
+
+
+def check_equivalence(cfg: TrainConfig, images: torch.Tensor, labels: torch.Tensor) -> dict[str, list[dict]]:
+    """The four settings of the module docstring on one batch; ``{setting: [{layer, cosine, scale}]}``."""
+    sizes = cfg.sizes(images.shape[1], 10)
+    out: dict[str, list[dict]] = {}
+    ideal = dataclasses.replace(cfg.circuit, feedback="symmetric", interneurons="ideal")
+    circuit = build_circuit(sizes, ideal, torch.Generator().manual_seed(cfg.seed), cfg.init_scale)
+    lam, T = cfg.neuron.lam, cfg.steps
+    kappa = (1 - lam ** T) / (1 - lam)
+    x0 = images * cfg.max_rate * (1 - lam ** T) / (1 - lam) * T  # expected input trace sums (rate code)
+    y = target_counts(labels, sizes[-1], cfg.circuit.target_high, cfg.circuit.target_low)
+    upd, grads = count_model_updates(circuit.W, x0, y, threshold=cfg.neuron.threshold, kappa=kappa,
+                                     teacher_strength=ideal.teacher_strength, g_apical=1e-3)
+    out["count_model"] = agreement(upd, grads)
+    variants = {"spiking": ideal,
+                "random_feedback": dataclasses.replace(ideal, feedback="random"),
+                "untrained_interneurons": dataclasses.replace(ideal, interneurons="learned")}
+    for name, params in variants.items():
+        circ = build_circuit(sizes, params, torch.Generator().manual_seed(cfg.seed), cfg.init_scale)
+        run_cfg = dataclasses.replace(cfg, circuit=params)
+        upd, grads, _ = spiking_updates(circ, images, labels, run_cfg, torch.Generator().manual_seed(cfg.seed + 2))
+        out[name] = agreement(upd, grads)
+    return out

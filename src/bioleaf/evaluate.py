@@ -1,0 +1,45 @@
+"""Reload a trained run (``model.safetensors`` + ``config.json``) and measure it on the test set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from . import checkpoint as ckpt
+from .config import TrainConfig
+from .data import load_dataset
+from .errors import DataError
+from .rules import Rule, make_rule
+from .train import accuracy, resolve_device
+
+
+def load_model(run_dir: Path) -> tuple[TrainConfig, Rule]:
+    """The configuration and a rule holding the trained bottom-up weights of ``run_dir``."""
+    path = Path(run_dir) / "model.safetensors"
+    if not Path(run_dir).is_dir():
+        raise DataError(f"{run_dir}: no such run directory")
+    tensors, meta = ckpt.load_tensors(path)
+    if meta.get("kind") != "model" or not isinstance(meta.get("config"), dict):
+        raise DataError(f"{path}: not a bioleaf model file (kind={meta.get('kind')!r})")
+    cfg = TrainConfig.from_json(meta["config"]).validate()
+    sizes = meta.get("sizes")
+    if not isinstance(sizes, list) or not all(isinstance(s, int) and s > 0 for s in sizes) or len(sizes) < 2:
+        raise DataError(f"{path}: bad 'sizes' in metadata: {sizes!r}")
+    rule = make_rule(cfg, sizes, torch.Generator().manual_seed(0), resolve_device(cfg.device))
+    expected = {f"W{l}": w for l, w in enumerate(rule.weights)}
+    ckpt.check_tensors(path, tensors, expected)
+    with torch.no_grad():
+        for name, w in expected.items():
+            w.copy_(tensors[name])
+    return cfg, rule
+
+
+def evaluate_run(run_dir: Path, data_dir: str | None = None) -> dict:
+    """Test accuracy of a finished run, reproducing the trainer's evaluation exactly."""
+    cfg, rule = load_model(run_dir)
+    data = load_dataset(cfg.dataset, data_dir or cfg.data_dir, limit=cfg.limit, val_fraction=cfg.val_fraction)
+    acc = accuracy(rule, data.test_x, data.test_y, cfg.seed, rule.device)
+    return {"rule": cfg.rule, "dataset": cfg.dataset, "arch": "-".join(map(str, rule.sizes)),
+            "test_accuracy": acc, "test_samples": len(data.test_x)}

@@ -1,0 +1,21 @@
+"""Named hyperparameter sets (``--preset NAME``): the exact settings behind published numbers.
+
+Values use the config field names (``circuit.x`` and ``neuron.x`` for nested ones); explicit flags
+override them.
+"""
+
+from __future__ import annotations
+
+from .errors import UsageError
+
+PRESETS: dict[str, dict[str, object]] = {
+    "digits": {"dataset": "digits", "arch": "64-128-10", "epochs": 5},
+    "fashion-mnist": {"dataset": "fashion-mnist", "arch": "784-400-400-10", "epochs": 10},
+}
+
+
+def preset_values(name: str) -> dict[str, object]:
+    """The values of preset ``name`` (:class:`UsageError` if unknown)."""
+    if name not in PRESETS:
+        raise UsageError(f"--preset: expected one of {', '.join(PRESETS)}, got {name!r}")
+    return PRESETS[name]

@@ -1,0 +1,300 @@
+"""The training loop shared by every rule: data order, metrics, checkpoints, resume, guards.
+
+Output directory (``--out``)::
+
+    config.json          the full configuration (written first)
+    metrics.jsonl        one JSON object per finished epoch
+    checkpoint.safetensors  everything needed to resume (weights, optimiser, RNG states, position)
+    model.safetensors    the trained inference network (W) with its configuration
+    summary.json         the final figures (written last)
+
+Every file is written atomically (temporary file, fsync, rename), so an interrupted run never
+leaves a half-written file behind. Randomness comes from three generators derived from the seed:
+initial weights (``seed``), data order (``seed+1``) and input spikes (``seed+2``); evaluation uses a
+fresh generator (``seed+3``) each time, so it never disturbs training and is itself repeatable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+from tqdm import tqdm
+
+from . import checkpoint as ckpt
+from .config import TrainConfig
+from .data import Dataset
+from .errors import BioleafError, DataError, DivergenceError, UsageError
+from .rules import Rule, make_rule
+
+EVAL_BATCH = 1000
+PROBE_SAMPLES = 64
+
+
+class Interrupted(BioleafError):
+    """Training stopped on SIGINT/SIGTERM after writing a checkpoint (exit code 130)."""
+
+    exit_code = 130
+
+
+@dataclass
+class Parallel:
+    """How this process takes part in data-parallel training (one process: rank 0 of 1)."""
+
+    rank: int = 0
+    world_size: int = 1
+    all_reduce: Callable[[list[torch.Tensor]], None] = lambda tensors: None
+
+    def shard(self, batch: int) -> slice:
+        """This rank's contiguous rows of a global batch of ``batch`` rows."""
+        per, extra = divmod(batch, self.world_size)
+        start = self.rank * per + min(self.rank, extra)
+        return slice(start, start + per + (self.rank < extra))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu`` or ``cuda[:N]``; a clear error when CUDA is asked for but absent."""
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+        dev = torch.device(name)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
+        return dev
+    return torch.device("cpu")
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory of this process: CUDA allocations on a GPU, else the peak resident set size."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@torch.no_grad()
+def accuracy(rule: Rule, x: torch.Tensor, y: torch.Tensor, seed: int, device: torch.device) -> float:
+    """Test-mode accuracy (teacher off) with a fresh, seeded spike generator."""
+    if len(x) == 0:
+        return float("nan")
+    gen = torch.Generator(device=device).manual_seed(seed + 3)
+    correct = 0
+    for i in range(0, len(x), EVAL_BATCH):
+        xb, yb = x[i:i + EVAL_BATCH].to(device), y[i:i + EVAL_BATCH].to(device)
+        correct += int((rule.infer(xb, gen) == yb).sum())
+    return correct / len(x)
+
+
+def check_finite(rule: Rule, epoch: int, batch: int) -> None:
+    """Stop with :class:`DivergenceError` naming the tensor if any learned value is NaN/Inf."""
+    for name, t in rule.tensors().items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise DivergenceError(f"rule {rule.name}: non-finite values in {name} (layer {name[1:]}) at epoch "
+                                  f"{epoch + 1}, batch {batch + 1}; the last good checkpoint is kept "
+                                  f"(lower --lr or --teacher-strength)")
+
+
+class StopRequest:
+    """SIGINT/SIGTERM handling: the first signal asks to stop after the current batch; a second
+    SIGINT stops at once (files on disk are always whole, so nothing is corrupted)."""
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+    @contextmanager
+    def installed(self) -> Iterator["StopRequest"]:
+        import threading
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+
+@dataclass
+class Progress:
+    """Position and running sums, all checkpointed so a resumed run continues them exactly."""
+
+    epoch: int = 0
+    batch: int = 0  # batches done in the current epoch
+    loss_sum: float = 0.0
+    correct: int = 0
+    samples: int = 0
+    seconds: float = 0.0  # training seconds in the current epoch
+    train_seconds: float = 0.0  # all finished epochs
+    train_samples: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+class Trainer:
+    """Runs one configuration to completion (or to a clean stop) in ``out``."""
+
+    def __init__(self, cfg: TrainConfig, data: Dataset, out: Path, *, checkpoint_every: int = 0,
+                 progress: bool = True, parallel: Parallel | None = None):
+        self.cfg, self.data, self.out = cfg, data, Path(out)
+        self.checkpoint_every, self.show_progress = checkpoint_every, progress
+        self.par = parallel or Parallel()
+        self.device = resolve_device(cfg.device)
+        self.sizes = cfg.sizes(data.input_size, data.num_classes)
+        torch.manual_seed(cfg.seed)
+        self.rule = make_rule(cfg, self.sizes, torch.Generator().manual_seed(cfg.seed), self.device)
+        self.order_gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.spike_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
+        self.epoch_order_state = self.order_gen.get_state()
+        self.state = Progress()
+        if self.par.world_size > 1:
+            self.rule.reduce = self.par.all_reduce
+
+    # ----------------------------------------------------------------- files
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "checkpoint.safetensors"
+
+    def save_checkpoint(self) -> None:
+        if not self.par.is_main:
+            return
+        opt_tensors, opt_meta = ckpt.optimizer_state(self.rule.optimizer)
+        tensors = {**{f"net.{k}": v for k, v in self.rule.tensors().items()}, **opt_tensors,
+                   "rng.order_epoch": self.epoch_order_state, "rng.spikes": self.spike_gen.get_state()}
+        meta = {"kind": "checkpoint", "config": self.cfg.to_json(), "sizes": self.sizes,
+                "progress": self.state.__dict__, "optimizer": opt_meta}
+        ckpt.save_tensors(self.checkpoint_path, tensors, meta)
+
+    def load_checkpoint(self) -> None:
+        path = self.checkpoint_path
+        tensors, meta = ckpt.load_tensors(path)
+        if meta.get("kind") != "checkpoint":
+            raise DataError(f"{path}: not a training checkpoint (kind={meta.get('kind')!r})")
+        saved = meta.get("config", {})
+        now = self.cfg.to_json()
+        diff = sorted(k for k in set(saved) | set(now) if k != "epochs" and saved.get(k) != now.get(k))
+        if diff:
+            shown = ", ".join(f"--{k.replace('_', '-')} {saved.get(k)!r} (now {now.get(k)!r})" for k in diff[:4])
+            raise UsageError(f"--resume: the flags differ from the checkpoint in {path}: {shown}")
+        net = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+        ckpt.check_tensors(path, net, self.rule.tensors())
+        with torch.no_grad():
+            for name, t in self.rule.tensors().items():
+                t.copy_(net[name].to(t.device))
+        self.rule.after_load()
+        opt = {k: v for k, v in tensors.items() if k.startswith("opt.")}
+        ckpt.load_optimizer_state(self.rule.optimizer, opt, meta.get("optimizer", {}), path)
+        try:
+            self.state = Progress(**meta["progress"])
+            self.epoch_order_state = tensors["rng.order_epoch"]
+            self.spike_gen.set_state(tensors["rng.spikes"].to(torch.uint8))
+        except (KeyError, TypeError, RuntimeError) as e:
+            raise DataError(f"{path}: incomplete checkpoint ({str(e).splitlines()[0]})") from None
+
+    def save_model(self) -> None:
+        meta = {"kind": "model", "config": self.cfg.to_json(), "sizes": self.sizes}
+        ckpt.save_tensors(self.out / "model.safetensors", {f"W{l}": w for l, w in enumerate(self.rule.weights)}, meta)
+
+    # ------------------------------------------------------------------ loop
+    def run(self, resume: bool = False) -> dict:
+        """Train; returns the summary (also written to ``summary.json``)."""
+        if resume:
+            self.load_checkpoint()
+        elif self.par.is_main:
+            ckpt.atomic_write_json(self.out / "config.json", self.cfg.to_json())
+        stop = StopRequest()
+        with stop.installed():
+            while self.state.epoch < self.cfg.epochs:
+                self._epoch(stop)
+        return self._finish()
+
+    def _epoch(self, stop: StopRequest) -> None:
+        cfg, st, data = self.cfg, self.state, self.data
+        self.order_gen.set_state(self.epoch_order_state)
+        order = torch.randperm(len(data.train_x), generator=self.order_gen)
+        n_batches = math.ceil(len(order) / cfg.batch_size)
+        bar = tqdm(total=n_batches, initial=st.batch, desc=f"epoch {st.epoch + 1}/{cfg.epochs}", unit="batch",
+                   disable=not (self.show_progress and self.par.is_main), leave=False, file=sys.stderr)
+        while st.batch < n_batches:
+            idx = order[st.batch * cfg.batch_size:(st.batch + 1) * cfg.batch_size]
+            self.rule.shard = self.par.shard(len(idx)) if self.par.world_size > 1 else None
+            x, y = data.train_x[idx].to(self.device), data.train_y[idx].to(self.device)
+            t0 = time.perf_counter()
+            stats = self.rule.train_batch(x, y, self.spike_gen)
+            check_finite(self.rule, st.epoch, st.batch)
+            totals = torch.tensor([stats.loss_sum, stats.correct, stats.samples], dtype=torch.float64)
+            if self.par.world_size > 1:
+                self.par.all_reduce([totals])
+            st.seconds += time.perf_counter() - t0
+            st.loss_sum += float(totals[0])
+            st.correct += int(totals[1])
+            st.samples += int(totals[2])
+            st.batch += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{st.loss_sum / st.samples:.4g}", acc=f"{st.correct / st.samples:.3f}")
+            if stop.requested:
+                bar.close()
+                self.save_checkpoint()
+                raise Interrupted(f"{stop.requested}: stopped at epoch {st.epoch + 1}, batch {st.batch}; checkpoint "
+                                  f"saved in {self.checkpoint_path}; continue with the same command plus --resume")
+            if self.checkpoint_every and st.batch % self.checkpoint_every == 0 and st.batch < n_batches:
+                self.save_checkpoint()
+        bar.close()
+        self._end_epoch()
+
+    def _end_epoch(self) -> None:
+        cfg, st, data = self.cfg, self.state, self.data
+        row = {"epoch": st.epoch + 1, "train_loss": st.loss_sum / max(st.samples, 1),
+               "train_accuracy": st.correct / max(st.samples, 1),
+               "val_accuracy": accuracy(self.rule, data.val_x, data.val_y, cfg.seed, self.device),
+               "test_accuracy": accuracy(self.rule, data.test_x, data.test_y, cfg.seed, self.device),
+               "seconds": st.seconds, "samples_per_second": st.samples / max(st.seconds, 1e-9)}
+        probe = slice(0, min(PROBE_SAMPLES, len(data.train_x)))
+        row.update(self.rule.diagnostics(data.train_x[probe].to(self.device), data.train_y[probe].to(self.device)))
+        row = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+        st.history.append(row)
+        st.train_seconds += st.seconds
+        st.train_samples += st.samples
+        st.epoch, st.batch, st.loss_sum, st.correct, st.samples, st.seconds = st.epoch + 1, 0, 0.0, 0, 0, 0.0
+        self.epoch_order_state = self.order_gen.get_state()
+        if self.par.is_main:
+            lines = "".join(json.dumps(r) + "\n" for r in st.history)
+            ckpt.atomic_write_bytes(self.out / "metrics.jsonl", lines.encode())
+            self.save_checkpoint()
+            self.save_model()
+            val = "" if row["val_accuracy"] is None else f"  val {row['val_accuracy']:.2%}"
+            print(f"epoch {row['epoch']}/{cfg.epochs}  loss {row['train_loss']:.4g}  train {row['train_accuracy']:.2%}"
+                  f"{val}  test {row['test_accuracy']:.2%}  {row['seconds']:.1f}s", flush=True)
+
+    def _finish(self) -> dict:
+        cfg, st = self.cfg, self.state
+        best = max(st.history, key=lambda r: r["val_accuracy"] if r["val_accuracy"] is not None else r["test_accuracy"])
+        summary = {"rule": cfg.rule, "dataset": cfg.dataset, "arch": "-".join(map(str, self.sizes)),
+                   "steps": cfg.steps, "epochs": cfg.epochs, "seed": cfg.seed, "batch_size": cfg.batch_size,
+                   "feedback": cfg.circuit.feedback if cfg.rule == "bioleaf" else None,
+                   "interneurons": cfg.circuit.interneurons if cfg.rule == "bioleaf" else None,
+                   "device": str(self.device), "world_size": self.par.world_size,
+                   "test_accuracy": st.history[-1]["test_accuracy"], "best_epoch": best["epoch"],
+                   "train_seconds": st.train_seconds,
+                   "samples_per_second": st.train_samples / max(st.train_seconds, 1e-9),
+                   "peak_memory_mb": peak_memory_mb(self.device)}
+        if self.par.is_main:
+            self.save_model()
+            ckpt.atomic_write_json(self.out / "summary.json", summary)
+        return summary
