@@ -114,6 +114,10 @@ def build_parser() -> Parser:
     x.add_argument("--format", default="nir", choices=["nir"], help="interchange format (default nir)")
     x.add_argument("--out", required=True, help="output file, e.g. model.nir")
 
+    pl = sub.add_parser("plot", help="save PNG figures of a trained run into its directory")
+    pl.add_argument("dir", help="a directory written by bioleaf train")
+    pl.add_argument("--sample", type=int, default=0, help="test sample shown in rasters (default 0)")
+
     b = sub.add_parser("bench", help="speed, memory and GFLOP/s of bioleaf, bptt and snnTorch")
     b.add_argument("--json", action="store_true")
     b.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test of the bench itself)")
@@ -121,7 +125,11 @@ def build_parser() -> Parser:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Defaults < ``--preset`` < explicit flags; validated."""
+    """Defaults < ``--preset`` < explicit flags; validated.
+
+    Without an explicit ``--dataset`` or ``--data-dir``, a missing Fashion-MNIST falls back to the bundled digits
+    with a notice (a preset's architecture then gets the digits' 64 inputs).
+    """
     values: dict[str, object] = dict(preset_values(args.preset)) if args.preset else {}
     for key in ("rule", "dataset", "data_dir"):
         if getattr(args, key) is not None:
@@ -130,6 +138,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         v = getattr(args, flag[2:].replace("-", "_"))
         if v is not None:
             values[field] = v
+    if args.dataset is None and args.data_dir is None and values.get("dataset", "fashion-mnist") == "fashion-mnist":
+        values["dataset"] = _default_dataset(values.get("data_dir"))
+        if values["dataset"] == "digits" and args.arch is None and "arch" in values:
+            values["arch"] = "-".join(["64"] + str(values["arch"]).split("-")[1:])
     cfg = TrainConfig()
     neuron, circuit = {}, {}
     for key, v in values.items():
@@ -141,8 +153,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             setattr(cfg, key, v)
     cfg.neuron = cfg.neuron._replace(**neuron)
     cfg.circuit = dataclasses.replace(cfg.circuit, **circuit)
-    if args.dataset is None and "dataset" not in values:
-        cfg.dataset = _default_dataset(cfg.data_dir)
     return cfg.validate()
 
 
@@ -160,15 +170,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .data import load_dataset
     from .train import Trainer
     from .parallel import setup_parallel
+    from .train import resolve_device
 
     cfg = config_from_args(args)
+    resolve_device(cfg.device)
     if args.checkpoint_every < 0:
         raise UsageError(f"--checkpoint-every: expected an integer >= 0, got {args.checkpoint_every}")
     out = Path(args.out)
+    data = load_dataset(cfg.dataset, cfg.data_dir, limit=cfg.limit, val_fraction=cfg.val_fraction)
     parallel = setup_parallel(args.distributed, cfg.device)
     if parallel.is_main:
         _prepare_out(out, resume=args.resume, overwrite=args.overwrite)
-    data = load_dataset(cfg.dataset, cfg.data_dir, limit=cfg.limit, val_fraction=cfg.val_fraction)
     trainer = Trainer(cfg, data, out, checkpoint_every=args.checkpoint_every,
                       progress=not args.no_progress and parallel.is_main, parallel=parallel)
     summary = trainer.run(resume=args.resume)
@@ -239,6 +251,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .plots import plot_run
+
+    for path in plot_run(Path(args.dir), sample=args.sample):
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
@@ -248,7 +268,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "check-equivalence": cmd_check_equivalence,
-            "export": cmd_export, "bench": cmd_bench}
+            "export": cmd_export, "plot": cmd_plot, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

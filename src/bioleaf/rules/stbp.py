@@ -33,7 +33,7 @@ def stbp_gradients(weights: list[torch.Tensor], fwd: Forward, targets: torch.Ten
     grads = [delta.T @ fwd.trace_sums[-2]]
     for l in range(len(weights) - 2, -1, -1):
         active = o[l] > 0
-        kappa = torch.where(active, fwd.trace_sums[l + 1] / o[l].clamp(min=1), torch.zeros_like(o[l]))
+        kappa = torch.where(active, fwd.trace_sums[l + 1] / torch.where(active, o[l], 1.0), 0.0)
         delta = (delta @ weights[l + 1]) * kappa / threshold
         grads.append(delta.T @ fwd.trace_sums[l])
     return grads[::-1]

@@ -1,0 +1,143 @@
+"""``bioleaf plot DIR``: PNG figures of what a trained network did.
+
+- ``learning_curves.png``: train / validation / test accuracy per epoch (every rule);
+- ``alignment.png`` (bioleaf): angle between BioLeaF's update and the ST-BP gradient per layer over
+  training, and the residual apical potential (``metrics.jsonl``);
+- ``rasters.png`` (bioleaf): spike rasters of the input, pyramidal cells and interneurons for one
+  test sample, teacher on;
+- ``apical.png`` (bioleaf): apical potentials of a few hidden cells for that sample without and
+  with the teacher: ~0 in the self-predicting state, the cell's error once the teacher acts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from . import checkpoint as ckpt  # noqa: E402
+from .config import TrainConfig  # noqa: E402
+from .data import load_dataset  # noqa: E402
+from .errors import DataError  # noqa: E402
+from .losses import target_counts  # noqa: E402
+from .microcircuit import Plasticity, present  # noqa: E402
+from .rules import make_rule  # noqa: E402
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        raise DataError(f"{path}: missing (is {run_dir} a directory written by bioleaf train?)")
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: not valid JSON lines ({e.msg}, line {e.lineno})") from None
+
+
+def plot_run(run_dir: Path, sample: int = 0) -> list[Path]:
+    """Write every figure that applies to the run in ``run_dir``; returns their paths."""
+    run_dir = Path(run_dir)
+    rows = read_metrics(run_dir)
+    written = [_learning_curves(rows, run_dir / "learning_curves.png")]
+    if rows and "stbp_angle_deg" in rows[0]:
+        written.append(_alignment(rows, run_dir / "alignment.png"))
+    tensors, meta = ckpt.load_tensors(run_dir / "checkpoint.safetensors")
+    cfg = TrainConfig.from_json(meta["config"]).validate()
+    if cfg.rule == "bioleaf" and len(meta["sizes"]) > 2:
+        written += _activity(cfg, meta["sizes"], tensors, run_dir, sample)
+    return written
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _learning_curves(rows: list[dict], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    epochs = [r["epoch"] for r in rows]
+    for key in ("train_accuracy", "val_accuracy", "test_accuracy"):
+        values = [r.get(key) for r in rows]
+        if all(v is not None for v in values):
+            ax.plot(epochs, values, marker="o", label=key.split("_")[0])
+    ax.set(xlabel="epoch", ylabel="accuracy", title="learning curves")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
+def _alignment(rows: list[dict], path: Path) -> Path:
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    epochs = [r["epoch"] for r in rows]
+    for l in range(len(rows[0]["stbp_angle_deg"])):
+        a1.plot(epochs, [r["stbp_angle_deg"][l] for r in rows], marker="o", label=f"layer {l + 1}")
+    a1.set(xlabel="epoch", ylabel="angle (degrees)", title="BioLeaF update vs ST-BP gradient")
+    a1.axhline(90, color="grey", lw=0.8, ls="--")
+    a1.legend()
+    for l in range(len(rows[0].get("apical_residual", []))):
+        a2.plot(epochs, [r["apical_residual"][l] for r in rows], marker="o", label=f"hidden layer {l + 1}")
+    a2.set(xlabel="epoch", ylabel="mean |apical potential|", title="self-prediction residual (no teacher)")
+    a2.legend()
+    for a in (a1, a2):
+        a.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def _activity(cfg: TrainConfig, sizes: list[int], tensors: dict, run_dir: Path, sample: int) -> list[Path]:
+    rule = make_rule(cfg, sizes, torch.Generator().manual_seed(0), torch.device("cpu"))
+    net = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+    ckpt.check_tensors(run_dir / "checkpoint.safetensors", net, rule.tensors())
+    with torch.no_grad():
+        for name, t in rule.tensors().items():
+            t.copy_(net[name])
+    data = load_dataset(cfg.dataset, cfg.data_dir, limit=cfg.limit, val_fraction=cfg.val_fraction)
+    if not 0 <= sample < len(data.test_x):
+        raise DataError(f"--sample: expected 0..{len(data.test_x) - 1}, got {sample}")
+    x, label = data.test_x[sample:sample + 1], data.test_y[sample:sample + 1]
+    y = target_counts(label, sizes[-1], cfg.circuit.target_high, cfg.circuit.target_low)
+    runs = {}
+    for name, targets in (("free", None), ("teacher", y)):
+        gen = torch.Generator().manual_seed(cfg.seed + 3)
+        runs[name] = present(rule.circuit, rule.encoder.stream(x, cfg.steps, gen), targets, batch=1,
+                             steps=cfg.steps, neuron=cfg.neuron, params=cfg.circuit,
+                             learn=Plasticity(W=False), record=True).record
+    rec = {k: torch.stack(v) for k, v in runs["teacher"].items()}
+    hidden = len(sizes) - 2
+    panels = ["input"] + [f"pyr{l}" for l in range(len(sizes) - 1)] + [f"inter{l}" for l in range(hidden)]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 1.6 * len(panels)), sharex=True)
+    for ax, key in zip(axes, panels):
+        t, n = torch.nonzero(rec[key], as_tuple=True)
+        ax.scatter(t.numpy(), n.numpy(), s=2, c="k")
+        ax.set_ylabel(_panel_name(key, hidden), fontsize=8)
+    axes[0].set_title(f"spike rasters, test sample {sample} (label {int(label)}), teacher on")
+    axes[-1].set_xlabel("time step")
+    paths = [_save(fig, run_dir / "rasters.png")]
+    fig, axes = plt.subplots(1, hidden, figsize=(5 * hidden, 3.2), squeeze=False)
+    for l, ax in enumerate(axes[0]):
+        free, teach = torch.stack(runs["free"][f"apical{l}"]), torch.stack(runs["teacher"][f"apical{l}"])
+        cells = teach.abs().sum(0).argsort(descending=True)[:4]
+        for i, c in enumerate(cells.tolist()):
+            ax.plot(free[:, c].numpy(), ls="--", color=f"C{i}")
+            ax.plot(teach[:, c].numpy(), color=f"C{i}", label=f"cell {c}")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set(xlabel="time step", ylabel="apical potential",
+               title=f"hidden layer {l + 1}: dashed no teacher, solid teacher")
+        ax.legend(fontsize=7)
+    paths.append(_save(fig, run_dir / "apical.png"))
+    return paths
+
+
+def _panel_name(key: str, hidden: int) -> str:
+    if key == "input":
+        return "input"
+    l = int(key[-1])
+    if key.startswith("inter"):
+        return f"interneurons {l + 1}"
+    return "output" if l == hidden else f"pyramidal {l + 1}"
