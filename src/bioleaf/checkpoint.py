@@ -21,6 +21,8 @@ from safetensors.torch import save
 from .errors import DataError
 
 FORMAT = "bioleaf-1"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 META_KEY = "bioleaf"
 
 
@@ -29,6 +31,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the usual file mode
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

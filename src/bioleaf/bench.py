@@ -1,0 +1,558 @@
+r"""``bioleaf bench``: speed, memory and arithmetic throughput of BioLeaF against its BP twin and snnTorch.
+
+Three measurements, in one run (see ``docs/bench_notes.md`` for numbers and caveats):
+
+(a) **Training speed** (samples/second) of ``bioleaf`` (default settings: a free phase *and* a teacher
+    phase per batch), of our ``bptt`` and of the same network built from stock snnTorch parts
+    (:class:`SnnTorchTwin`), on 784-400-400-10, ``T = 20``, batch 100. The three trainers take turns
+    batch by batch (A, B, C, A, B, C, ... with a rotating order) and each speed is the batch size
+    over the *median* batch time, so a CPU shared with other jobs biases all of them alike.
+(b) **Training memory** of ``bioleaf`` and ``bptt`` at ``T = 10, 50, 100`` on 784-800-800-10, batch
+    256: every point runs in its own fresh process (:func:`memory_probe`), which resets the peak
+    resident set size (``/proc/self/clear_refs``), records the RSS just before the first batch and
+    reports ``VmHWM - RSS_before``: what training needs on top of the model and data.
+(c) **GFLOP/s** of the BioLeaF training step: the FLOPs of its matrix products counted analytically
+    from the sizes (:func:`bioleaf_matmuls`: forward, apical, interneuron and the update outer
+    products of every step and phase) over the measured batch time, against a plain
+    ``torch.matmul`` replay of exactly those products timed in the same rotation.
+
+The initial self-predicting phase of BioLeaF (``self_predict_batches``, a one-off before the first
+teacher phase) is switched off here: the bench measures the steady state of every batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .config import TrainConfig, parse_arch
+from .encoding import SpikeStream
+from .errors import BioleafError, UsageError
+from .losses import predict
+from .microcircuit import Plasticity
+from .neurons import NeuronParams
+
+SNNTORCH_MISSING = "bench: snntorch is not installed; pip install 'bioleaf[bench]'"
+TWIN_NEURON = NeuronParams(tau_mem=20.0)
+"""The leaky neuron of the bptt / snnTorch comparison: snnTorch's ``beta = exp(-1/20)``."""
+
+REQUIRED_KEYS = ("bioleaf_over_snntorch", "bptt_over_snntorch", "bioleaf_memory_ratio_T100_T10",
+                 "bptt_memory_ratio_T100_T10", "bioleaf_gflops", "matmul_gflops")
+
+
+# --------------------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class BenchSettings:
+    """Sizes and repetitions of one bench run."""
+
+    speed_arch: str = "784-400-400-10"
+    speed_steps: int = 20
+    speed_batch: int = 100
+    speed_warmup: int = 2  # rounds not timed (first-call allocations, Adam state)
+    speed_rounds: int = 15  # timed rounds; each trains one batch with every trainer
+    memory_arch: str = "784-800-800-10"
+    memory_batch: int = 256
+    memory_steps: tuple[int, ...] = (10, 50, 100)
+    memory_batches: int = 3
+    memory_parallel: int = 1  # probes run at once (1: no probe slows another down)
+    probe_timeout_s: float = 900.0
+    use_dataset: bool = True  # Fashion-MNIST images for (a) when installed, else uniform noise
+    threads: int | None = None  # torch intra-op threads (None: torch's default, all cores)
+
+
+FULL = BenchSettings()
+QUICK = BenchSettings(speed_arch="784-32-32-10", speed_steps=10, speed_batch=16, speed_warmup=1,
+                      speed_rounds=3, memory_arch="784-64-64-10", memory_batch=32, memory_batches=1,
+                      memory_parallel=2, probe_timeout_s=120.0, use_dataset=False, threads=1)
+"""Tiny sizes on one thread: small ops on two OpenMP threads of a CPU shared with other jobs spend
+most of their time waiting for each other, which made the smoke test ten times slower."""
+
+
+def bench_config(rule: str, arch: str, steps: int, batch: int) -> TrainConfig:
+    """The configuration each rule is benchmarked with: defaults, except the sizes, no initial
+    self-predicting phase and, for ``bptt``, the leaky :data:`TWIN_NEURON`."""
+    sizes = parse_arch(arch)
+    neuron = TWIN_NEURON if rule == "bptt" else NeuronParams()
+    circuit_steps = {} if steps >= 10 else {"target_high": float(steps)}
+    cfg = TrainConfig(rule=rule, arch=arch, steps=steps, batch_size=batch, encoder="bernoulli",
+                      optimizer="adam", self_predict_batches=0, neuron=neuron)
+    if circuit_steps:
+        cfg = replace(cfg, circuit=replace(cfg.circuit, **circuit_steps))
+    if sizes[-1] < 2:
+        raise UsageError(f"bench: expected at least 2 output cells, got arch {arch!r}")
+    return cfg.validate()
+
+
+# --------------------------------------------------------------------------- snnTorch twin
+def require_snntorch():
+    """``(snntorch, snntorch.surrogate)``, or :class:`UsageError` when snnTorch is missing."""
+    try:
+        import snntorch
+        from snntorch import surrogate
+    except ImportError:
+        raise UsageError(SNNTORCH_MISSING) from None
+    return snntorch, surrogate
+
+
+class SnnTorchTwin(torch.nn.Module):
+    r"""Our ``bptt`` network built from stock snnTorch parts (``nn.Linear`` + ``snntorch.Leaky``).
+
+    Layer ``l`` receives the presynaptic trace of the layer below as its input current,
+    :math:`I_l(t) = W_l x_{l-1}(t)`, :math:`x(t) = \lambda x(t-1) + s(t)` (exactly as
+    :func:`bioleaf.network.simulate`), and ``snntorch.Leaky(beta=alpha, threshold, fast_sigmoid(slope),
+    reset_mechanism="subtract")`` integrates it. One convention differs and is compensated:
+    snnTorch subtracts the reset *after* the leak, :math:`m(t) = \beta m(t-1) + I(t) - \vartheta s(t-1)`,
+    while our soma leaks the already-reset potential, :math:`v(t) = \alpha (v(t-1) - \vartheta s(t-1)) + I(t)`.
+    Adding :math:`(1-\beta)\vartheta s(t-1)` to the current makes the two identical (it is 0 without
+    leak). With identical weights and input spikes the output counts are then identical, up to
+    floating-point rounding and snnTorch's strict ``mem > threshold`` (ours fires at ``>=``).
+
+    snnTorch detaches the reset from the graph; ours differentiates through it. ``detach_reset=False``
+    lets the reset carry the surrogate gradient too, which makes the gradients identical as well
+    (the tests check both); the benchmark keeps snnTorch's default.
+    """
+
+    def __init__(self, sizes: list[int], neuron: NeuronParams = TWIN_NEURON, slope: float = 5.0,
+                 *, detach_reset: bool = True, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        snn, surrogate = require_snntorch()
+        if neuron.refractory:
+            raise UsageError("bench: the snnTorch twin has no refractory period (use --refractory 0)")
+        self.threshold, self.lam = neuron.threshold, neuron.lam
+        self.leak_fix = (1.0 - neuron.alpha) * neuron.threshold
+        self.detach_reset = detach_reset
+        self.fc = torch.nn.ModuleList(torch.nn.Linear(i, o, bias=False, dtype=dtype)
+                                      for i, o in zip(sizes[:-1], sizes[1:]))
+        # beta and threshold as tensors of the working dtype (a Python float would be stored as float32)
+        self.lif = torch.nn.ModuleList(
+            snn.Leaky(beta=torch.tensor(neuron.alpha, dtype=dtype), threshold=torch.tensor(neuron.threshold, dtype=dtype),
+                      spike_grad=surrogate.fast_sigmoid(slope=slope), reset_mechanism="subtract")
+            for _ in sizes[1:])
+        if not detach_reset:
+            for lif in self.lif:
+                lif.mem_reset = _attached_reset(lif)
+
+    def load_weights(self, weights: list[torch.Tensor]) -> "SnnTorchTwin":
+        """Copy our ``W[l]`` (``[n_out, n_in]``, the same layout as ``nn.Linear.weight``)."""
+        with torch.no_grad():
+            for fc, w in zip(self.fc, weights):
+                fc.weight.copy_(w.detach())
+        return self
+
+    def forward(self, spikes: SpikeStream, *, batch: int, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output spike counts and the output cells' final (post-reset) potentials."""
+        w0 = self.fc[0].weight
+        new = lambda n: torch.zeros(batch, n, device=w0.device, dtype=w0.dtype)  # noqa: E731
+        x_in = new(w0.shape[1])
+        mem = [new(fc.weight.shape[0]) for fc in self.fc]
+        spk = [new(fc.weight.shape[0]) for fc in self.fc]
+        traces = [new(fc.weight.shape[0]) for fc in self.fc]
+        count = new(self.fc[-1].weight.shape[0])
+        for t in range(steps):
+            x_in = self.lam * x_in + spikes(t)
+            pre = x_in
+            for l, (fc, lif) in enumerate(zip(self.fc, self.lif)):
+                cur = fc(pre)
+                if self.leak_fix:
+                    cur = cur + self.leak_fix * (spk[l].detach() if self.detach_reset else spk[l])
+                s, mem[l] = lif(cur, mem[l])
+                spk[l] = s.to(cur.dtype)  # snnTorch's spike is float32 whatever the dtype
+                traces[l] = self.lam * traces[l] + spk[l]
+                pre = traces[l]
+            count = count + spk[-1]
+        return count, mem[-1] - self.threshold * spk[-1]
+
+
+def _attached_reset(lif):
+    """snnTorch's reset signal without its ``detach()``: the reset carries the surrogate gradient."""
+    return lambda mem: lif.spike_grad(mem - lif.threshold)
+
+
+@dataclass
+class TwinStats:
+    loss_sum: float
+    correct: int
+    samples: int
+
+
+class SnnTorchTrainer:
+    """BPTT training of :class:`SnnTorchTwin` in the usual snnTorch loop: same encoder, loss
+    (cross-entropy of counts / ``ce_temperature``), optimiser (Adam) and learning rate as ``bptt``."""
+
+    def __init__(self, cfg: TrainConfig, sizes: list[int], weights: list[torch.Tensor]):
+        self.cfg, self.encoder = cfg, cfg.encoder_obj()
+        if cfg.surrogate != "fast-sigmoid":
+            raise UsageError(f"bench: the snnTorch twin uses fast-sigmoid, got --surrogate {cfg.surrogate}")
+        self.net = SnnTorchTwin(sizes, cfg.neuron, cfg.surrogate_slope).load_weights(weights)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.learning_rate)
+
+    def train_batch(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> TwinStats:
+        n = images.shape[0]
+        counts, potentials = self.net(self.encoder.stream(images, self.cfg.steps, generator), batch=n,
+                                      steps=self.cfg.steps)
+        loss = F.cross_entropy(counts / self.cfg.ce_temperature, labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        correct = int((predict(counts.detach(), potentials.detach()) == labels).sum())
+        return TwinStats(n * float(loss.detach()), correct, n)
+
+    @torch.no_grad()
+    def infer(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        counts, potentials = self.net(self.encoder.stream(images, self.cfg.steps, generator),
+                                      batch=images.shape[0], steps=self.cfg.steps)
+        return predict(counts, potentials)
+
+
+# --------------------------------------------------------------------------- FLOP count
+@dataclass(frozen=True)
+class Matmul:
+    """``count`` products ``[m, k] @ [k, n]`` per training batch, of one kind."""
+
+    kind: str  # forward | apical | interneuron | update
+    name: str
+    m: int
+    k: int
+    n: int
+    count: int
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.m * self.k * self.n * self.count
+
+
+def bioleaf_matmuls(rule, batch: int) -> list[Matmul]:
+    """Every matrix product of one BioLeaF training batch, from the sizes alone.
+
+    Mirrors :func:`bioleaf.microcircuit.present` for each phase :class:`~bioleaf.rules.bioleaf.BioleafRule`
+    runs (free phase when ``P``/``Q``/``B`` learn, then the teacher phase), per time step:
+    bottom-up ``x @ W.T`` of every layer; apical ``B`` (and ``Q``, or one product of the trace
+    difference with ideal interneurons) of every hidden layer; the interneuron drive ``P`` (reused
+    from the layer above with ideal interneurons); and the update outer products ``e.T @ x`` of the
+    plastic synapses (``W`` in the teacher phase, ``P``/``Q``/``B`` in the free phase).
+    Element-wise work (neurons, traces, optimiser) is not counted.
+    """
+    sizes, steps = rule.sizes, rule.cfg.steps
+    ideal = rule.cfg.circuit.interneurons == "ideal"
+    phases = ([("free", rule.lateral, False)] if rule.has_free_phase else []) + [("teacher", Plasticity(W=True), True)]
+    out: list[Matmul] = []
+    L = len(sizes) - 1
+    for phase, learn, teacher in phases:
+        def add(kind, name, m, k, n):
+            out.append(Matmul(kind, f"{phase}:{name}", m, k, n, steps))
+        add("forward", "W0", batch, sizes[0], sizes[1])
+        for l in range(L):
+            n_pre, n_l = sizes[l], sizes[l + 1]
+            if l < L - 1:
+                n_up = sizes[l + 2]
+                for src in (["B-Q"] if ideal else ["B", "Q"]):
+                    add("apical", f"{src}{l}", batch, n_up, n_l)
+                if learn.W:
+                    add("update", f"dW{l}", n_l, batch, n_pre)
+                add("forward", f"W{l + 1}", batch, n_l, n_up)
+                if not ideal:
+                    add("interneuron", f"P{l}", batch, n_l, n_up)
+            elif learn.W and teacher:
+                add("update", f"dW{l}", n_l, batch, n_pre)
+        for l in range(L - 1):
+            n_l, n_up = sizes[l + 1], sizes[l + 2]
+            if learn.P:
+                add("update", f"dP{l}", n_up, batch, n_l)
+            if learn.Q:
+                add("update", f"dQ{l}", n_l, batch, n_up)
+            if learn.B:
+                add("update", f"dB{l}", n_l, batch, n_up)
+    return out
+
+
+def matmul_replay(matmuls: list[Matmul], generator: torch.Generator | None = None) -> Callable[[], None]:
+    """A function doing the same products with plain ``torch.matmul`` on random operands."""
+    ops = [(torch.rand(m.m, m.k, generator=generator), torch.rand(m.k, m.n, generator=generator), m.count)
+           for m in matmuls]
+    # The same order as a presentation: all products of a step, step after step.
+    steps = max(c for _, _, c in ops)
+    if any(c != steps for _, _, c in ops):
+        raise ValueError("matmul_replay: every product must repeat once per step")
+
+    def run() -> None:
+        for _ in range(steps):
+            for a, b, _c in ops:
+                torch.matmul(a, b)
+    return run
+
+
+# --------------------------------------------------------------------------- timing
+def time_interleaved(tasks: dict[str, Callable[[], object]], *, warmup: int, rounds: int) -> dict[str, list[float]]:
+    """Run every task once per round, in a rotating order; the seconds of each timed call."""
+    names = list(tasks)
+    for _ in range(warmup):
+        for name in names:
+            tasks[name]()
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            t0 = time.perf_counter()
+            tasks[name]()
+            seconds[name].append(time.perf_counter() - t0)
+    return seconds
+
+
+def _batches(settings: BenchSettings, n: int, generator: torch.Generator) -> tuple[list[torch.Tensor], list[torch.Tensor], str]:
+    """``n`` fixed training batches: Fashion-MNIST when installed (and asked for), else uniform noise."""
+    sizes = parse_arch(settings.speed_arch)
+    b = settings.speed_batch
+    if settings.use_dataset and sizes[0] == 784 and sizes[-1] == 10:
+        from .data import dataset_available, load_dataset
+        if dataset_available("fashion-mnist"):
+            data = load_dataset("fashion-mnist", val_fraction=0.1)
+            idx = torch.randperm(len(data.train_y), generator=generator)[:n * b]
+            x, y = data.train_x[idx], data.train_y[idx]
+            return list(x.split(b)), list(y.split(b)), "fashion-mnist"
+    x = torch.rand(n * b, sizes[0], generator=generator)
+    y = torch.randint(0, sizes[-1], (n * b,), generator=generator)
+    return list(x.split(b)), list(y.split(b)), "uniform-noise"
+
+
+def speed(settings: BenchSettings, seed: int = 0) -> dict:
+    """(a) and (c): samples/second of bioleaf, bptt, snnTorch and GFLOP/s of BioLeaF vs torch.matmul."""
+    from .rules import make_rule
+
+    require_snntorch()
+    s = settings
+    sizes = parse_arch(s.speed_arch)
+    cpu = torch.device("cpu")
+    rounds = s.speed_warmup + s.speed_rounds
+    xs, ys, source = _batches(s, rounds, torch.Generator().manual_seed(seed + 1))
+    rules = {name: make_rule(bench_config(name, s.speed_arch, s.speed_steps, s.speed_batch), sizes,
+                             torch.Generator().manual_seed(seed), cpu) for name in ("bioleaf", "bptt")}
+    twin = SnnTorchTrainer(rules["bptt"].cfg, sizes, rules["bptt"].weights)
+    trainers = {"bioleaf": rules["bioleaf"], "bptt": rules["bptt"], "snntorch": twin}
+    gens = {name: torch.Generator().manual_seed(seed + 2) for name in trainers}
+    position = {name: 0 for name in trainers}
+
+    def task(name):
+        def run():
+            i = position[name] % len(xs)
+            position[name] += 1
+            trainers[name].train_batch(xs[i], ys[i], gens[name])
+        return run
+
+    matmuls = bioleaf_matmuls(rules["bioleaf"], s.speed_batch)
+    tasks = {name: task(name) for name in trainers}
+    tasks["matmul"] = matmul_replay(matmuls, torch.Generator().manual_seed(seed + 4))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")
+        seconds = time_interleaved(tasks, warmup=s.speed_warmup, rounds=s.speed_rounds)
+    med = {name: statistics.median(t) for name, t in seconds.items()}
+    sps = {name: s.speed_batch / med[name] for name in trainers}
+    flops = sum(m.flops for m in matmuls)
+    by_kind: dict[str, int] = {}
+    for m in matmuls:
+        by_kind[m.kind] = by_kind.get(m.kind, 0) + m.flops
+    return {
+        "bioleaf_samples_per_s": sps["bioleaf"], "bptt_samples_per_s": sps["bptt"],
+        "snntorch_samples_per_s": sps["snntorch"],
+        "bioleaf_over_snntorch": sps["bioleaf"] / sps["snntorch"],
+        "bptt_over_snntorch": sps["bptt"] / sps["snntorch"],
+        "bioleaf_over_bptt": sps["bioleaf"] / sps["bptt"],
+        "bioleaf_gflop_per_batch": flops / 1e9,
+        **{f"bioleaf_gflop_per_batch_{k}": v / 1e9 for k, v in sorted(by_kind.items())},
+        "bioleaf_gflops": flops / med["bioleaf"] / 1e9,
+        "matmul_gflops": flops / med["matmul"] / 1e9,
+        "bioleaf_matmul_efficiency": med["matmul"] / med["bioleaf"],
+        "bioleaf_phases": 2 if rules["bioleaf"].has_free_phase else 1,
+        "speed_data": source,
+        **{f"seconds_per_batch_{k}": v for k, v in med.items()},
+    }
+
+
+# --------------------------------------------------------------------------- memory
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"/proc/self/status has no {field}")
+
+
+def _release_free_heap() -> None:
+    """Give freed heap pages back to the OS (glibc), so they do not hide new allocations."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+class _PeakRss:
+    """Peak resident set size from now on: the kernel's ``VmHWM`` after resetting it through
+    ``/proc/self/clear_refs`` (Linux >= 4.0), else a sampling thread polling ``VmRSS``."""
+
+    def __init__(self) -> None:
+        self.method = "clear_refs"
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            self.method = "sampling"
+        self._peak = _status_kb("VmRSS")
+        self._stop = threading.Event()
+        self._thread = None
+        if self.method == "sampling":
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.001):
+            self._peak = max(self._peak, _status_kb("VmRSS"))
+
+    def peak_kb(self) -> int:
+        if self._thread is None:
+            return _status_kb("VmHWM")
+        self._stop.set()
+        self._thread.join()
+        return max(self._peak, _status_kb("VmRSS"))
+
+
+def memory_probe(rule: str, steps: int, arch: str, batch: int, batches: int, seed: int = 0,
+                 threads: int | None = None) -> dict:
+    """Train ``batches`` batches in *this* process; the peak RSS they add (MB). Run it in a fresh
+    process (``python -m bioleaf.bench --memory-probe``): model and data are created first, then the
+    peak is reset, so the figure is the memory training itself needs (activations, autograd graph,
+    update accumulators, optimiser state)."""
+    from .rules import make_rule
+
+    if threads:
+        torch.set_num_threads(threads)
+    sizes = parse_arch(arch)
+    cfg = bench_config(rule, arch, steps, batch)
+    r = make_rule(cfg, sizes, torch.Generator().manual_seed(seed), torch.device("cpu"))
+    gen = torch.Generator().manual_seed(seed + 1)
+    images = torch.rand(batch, sizes[0], generator=gen)
+    labels = torch.randint(0, sizes[-1], (batch,), generator=gen)
+    spikes = torch.Generator().manual_seed(seed + 2)
+    _release_free_heap()
+    before = _status_kb("VmRSS")
+    peak = _PeakRss()
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")
+        for _ in range(batches):
+            r.train_batch(images, labels, spikes)
+    seconds = time.perf_counter() - t0
+    peak_kb = peak.peak_kb()
+    return {"rule": rule, "steps": steps, "arch": arch, "batch": batch, "batches": batches,
+            "peak_mb": (peak_kb - before) / 1024, "rss_before_mb": before / 1024,
+            "seconds_per_batch": seconds / batches, "method": peak.method}
+
+
+def _probe_command(spec: dict) -> list[str]:
+    return [sys.executable, "-m", "bioleaf.bench", "--memory-probe", json.dumps(spec)]
+
+
+def _probe_env(threads: int | None) -> dict:
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    src = str(Path(__file__).resolve().parents[1])  # works from a checkout without installing
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def memory(settings: BenchSettings, seed: int = 0) -> dict:
+    """(b): one fresh process per (rule, T); peaks in MB and the ratios peak(T_max) / peak(T_min)."""
+    s = settings
+    specs = [{"rule": rule, "steps": t, "arch": s.memory_arch, "batch": s.memory_batch,
+              "batches": s.memory_batches, "seed": seed, "threads": s.threads}
+             for rule in ("bioleaf", "bptt") for t in s.memory_steps]
+    results: list[dict] = []
+    env = _probe_env(s.threads)
+    for start in range(0, len(specs), max(1, s.memory_parallel)):
+        group = specs[start:start + max(1, s.memory_parallel)]
+        procs = [subprocess.Popen(_probe_command(spec), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=env) for spec in group]
+        for spec, proc in zip(group, procs):
+            try:
+                out, err = proc.communicate(timeout=s.probe_timeout_s)
+            except subprocess.TimeoutExpired:
+                for p in procs:
+                    p.kill()
+                raise BioleafError(f"bench: memory probe {spec['rule']} T={spec['steps']} took more than "
+                                   f"{s.probe_timeout_s:.0f} s") from None
+            if proc.returncode != 0:
+                tail = (err or "").strip().splitlines()[-1:] or ["no output"]
+                raise BioleafError(f"bench: memory probe {spec['rule']} T={spec['steps']} failed: {tail[0]}")
+            results.append(json.loads(out.strip().splitlines()[-1]))
+    out: dict = {}
+    lo, hi = min(s.memory_steps), max(s.memory_steps)
+    for rule in ("bioleaf", "bptt"):
+        peaks = {r["steps"]: r["peak_mb"] for r in results if r["rule"] == rule}
+        for t, mb in sorted(peaks.items()):
+            out[f"{rule}_peak_mb_T{t}"] = mb
+        out[f"{rule}_memory_ratio_T100_T10"] = peaks[hi] / peaks[lo] if peaks[lo] > 0 else math.nan
+        out[f"{rule}_seconds_per_batch_T{hi}_memory_probe"] = next(
+            r["seconds_per_batch"] for r in results if r["rule"] == rule and r["steps"] == hi)
+    out["memory_method"] = results[0]["method"]
+    return out
+
+
+# --------------------------------------------------------------------------- entry points
+def run_bench(quick: bool = False, *, settings: BenchSettings | None = None) -> dict:
+    """The whole bench (a, b, c) as one flat dict; ``quick``: tiny sizes, a smoke test of the bench."""
+    snntorch, _ = require_snntorch()
+    s = settings or (QUICK if quick else FULL)
+    t0 = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    threads_before = torch.get_num_threads()
+    if s.threads:
+        torch.set_num_threads(s.threads)
+    result: dict = {}
+    try:
+        result.update(speed(s))
+        result["torch_threads"] = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(threads_before)
+    result.update(memory(s))
+    result.update({
+        "quick": quick, "speed_arch": s.speed_arch, "speed_steps": s.speed_steps, "speed_batch": s.speed_batch,
+        "speed_rounds": s.speed_rounds, "memory_arch": s.memory_arch, "memory_batch": s.memory_batch,
+        "memory_steps": list(s.memory_steps), "memory_batches": s.memory_batches,
+        "twin_tau_mem_ms": TWIN_NEURON.tau_mem,
+        "torch_version": torch.__version__, "snntorch_version": snntorch.__version__,
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "bench_seconds": time.perf_counter() - t0,
+    })
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bioleaf.bench [--quick] [--json]`` or ``--memory-probe SPEC`` (one probe, JSON out)."""
+    p = argparse.ArgumentParser(prog="python -m bioleaf.bench")
+    p.add_argument("--memory-probe", metavar="JSON", help="run one memory probe: {rule, steps, arch, batch, batches}")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    if args.memory_probe:
+        print(json.dumps(memory_probe(**json.loads(args.memory_probe))), flush=True)
+        return 0
+    result = run_bench(quick=args.quick)
+    print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
