@@ -68,19 +68,22 @@ class BenchSettings:
     memory_arch: str = "784-800-800-10"
     memory_batch: int = 256
     memory_steps: tuple[int, ...] = (10, 50, 100)
-    memory_batches: int = 3
+    memory_batches: int = 2
     memory_parallel: int = 1  # probes run at once (1: no probe slows another down)
     probe_timeout_s: float = 900.0
     use_dataset: bool = True  # Fashion-MNIST images for (a) when installed, else uniform noise
-    threads: int | None = None  # torch intra-op threads (None: torch's default, all cores)
+    threads: int | None = None  # torch intra-op threads of (a) and (c) (None: torch's default, all cores)
+    memory_threads: int = 1  # threads of each memory probe: memory, not speed, is measured there, and one
+    # thread cannot stall waiting for a sibling that another job's process has pushed off the CPU
 
 
 FULL = BenchSettings()
 QUICK = BenchSettings(speed_arch="784-32-32-10", speed_steps=10, speed_batch=16, speed_warmup=1,
-                      speed_rounds=3, memory_arch="784-64-64-10", memory_batch=32, memory_batches=1,
+                      speed_rounds=3, memory_arch="784-64-64-10", memory_batch=32, memory_steps=(10, 100), memory_batches=1,
                       memory_parallel=2, probe_timeout_s=120.0, use_dataset=False, threads=1)
-"""Tiny sizes on one thread: small ops on two OpenMP threads of a CPU shared with other jobs spend
-most of their time waiting for each other, which made the smoke test ten times slower."""
+"""Tiny sizes on one thread (small ops on two OpenMP threads of a CPU shared with other jobs spend
+most of their time waiting for each other) and two memory points: each probe is a fresh Python
+process that pays ~2.5 s CPU to import torch (with ``torch._dynamo``, pulled in by the optimiser)."""
 
 
 def bench_config(rule: str, arch: str, steps: int, batch: int) -> TrainConfig:
@@ -194,11 +197,12 @@ class SnnTorchTrainer:
     """BPTT training of :class:`SnnTorchTwin` in the usual snnTorch loop: same encoder, loss
     (cross-entropy of counts / ``ce_temperature``), optimiser (Adam) and learning rate as ``bptt``."""
 
-    def __init__(self, cfg: TrainConfig, sizes: list[int], weights: list[torch.Tensor]):
+    def __init__(self, cfg: TrainConfig, sizes: list[int], weights: list[torch.Tensor], *,
+                 detach_reset: bool = True):
         self.cfg, self.encoder = cfg, cfg.encoder_obj()
         if cfg.surrogate != "fast-sigmoid":
             raise UsageError(f"bench: the snnTorch twin uses fast-sigmoid, got --surrogate {cfg.surrogate}")
-        self.net = SnnTorchTwin(sizes, cfg.neuron, cfg.surrogate_slope).load_weights(weights)
+        self.net = SnnTorchTwin(sizes, cfg.neuron, cfg.surrogate_slope, detach_reset=detach_reset).load_weights(weights)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.learning_rate)
 
     def train_batch(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> TwinStats:
@@ -440,13 +444,19 @@ def memory_probe(rule: str, steps: int, arch: str, batch: int, batches: int, see
         torch.set_num_threads(threads)
     sizes = parse_arch(arch)
     cfg = bench_config(rule, arch, steps, batch)
-    r = make_rule(cfg, sizes, torch.Generator().manual_seed(seed), torch.device("cpu"))
     gen = torch.Generator().manual_seed(seed + 1)
     images = torch.rand(batch, sizes[0], generator=gen)
     labels = torch.randint(0, sizes[-1], (batch,), generator=gen)
     spikes = torch.Generator().manual_seed(seed + 2)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")
+        # A throw-away two-sample batch first, so that the library code the step runs is paged in
+        # (~10 MB of file-backed RSS) before the baseline, not counted as training memory.
+        make_rule(cfg, sizes, torch.Generator().manual_seed(seed), torch.device("cpu")).train_batch(
+            images[:2], labels[:2], torch.Generator().manual_seed(seed + 3))
+    r = make_rule(cfg, sizes, torch.Generator().manual_seed(seed), torch.device("cpu"))
     _release_free_heap()
-    before = _status_kb("VmRSS")
+    before, file_before = _status_kb("VmRSS"), _status_kb("RssFile")
     peak = _PeakRss()
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -457,6 +467,7 @@ def memory_probe(rule: str, steps: int, arch: str, batch: int, batches: int, see
     peak_kb = peak.peak_kb()
     return {"rule": rule, "steps": steps, "arch": arch, "batch": batch, "batches": batches,
             "peak_mb": (peak_kb - before) / 1024, "rss_before_mb": before / 1024,
+            "file_rss_growth_mb": (_status_kb("RssFile") - file_before) / 1024,
             "seconds_per_batch": seconds / batches, "method": peak.method}
 
 
@@ -477,10 +488,10 @@ def memory(settings: BenchSettings, seed: int = 0) -> dict:
     """(b): one fresh process per (rule, T); peaks in MB and the ratios peak(T_max) / peak(T_min)."""
     s = settings
     specs = [{"rule": rule, "steps": t, "arch": s.memory_arch, "batch": s.memory_batch,
-              "batches": s.memory_batches, "seed": seed, "threads": s.threads}
+              "batches": s.memory_batches, "seed": seed, "threads": s.memory_threads}
              for rule in ("bioleaf", "bptt") for t in s.memory_steps]
     results: list[dict] = []
-    env = _probe_env(s.threads)
+    env = _probe_env(s.memory_threads)
     for start in range(0, len(specs), max(1, s.memory_parallel)):
         group = specs[start:start + max(1, s.memory_parallel)]
         procs = [subprocess.Popen(_probe_command(spec), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -515,6 +526,12 @@ def run_bench(quick: bool = False, *, settings: BenchSettings | None = None) -> 
     """The whole bench (a, b, c) as one flat dict; ``quick``: tiny sizes, a smoke test of the bench."""
     snntorch, _ = require_snntorch()
     s = settings or (QUICK if quick else FULL)
+    if os.environ.get("BIOLEAF_BENCH_THREADS"):
+        try:
+            s = replace(s, threads=int(os.environ["BIOLEAF_BENCH_THREADS"]))
+        except ValueError:
+            raise UsageError(f"BIOLEAF_BENCH_THREADS: expected a number of threads, got "
+                             f"{os.environ['BIOLEAF_BENCH_THREADS']!r}") from None
     t0 = time.perf_counter()
     load_before = os.getloadavg()[0]
     threads_before = torch.get_num_threads()
@@ -526,11 +543,14 @@ def run_bench(quick: bool = False, *, settings: BenchSettings | None = None) -> 
         result["torch_threads"] = torch.get_num_threads()
     finally:
         torch.set_num_threads(threads_before)
+    result["speed_seconds"] = time.perf_counter() - t0
     result.update(memory(s))
+    result["memory_seconds"] = time.perf_counter() - t0 - result["speed_seconds"]
     result.update({
         "quick": quick, "speed_arch": s.speed_arch, "speed_steps": s.speed_steps, "speed_batch": s.speed_batch,
         "speed_rounds": s.speed_rounds, "memory_arch": s.memory_arch, "memory_batch": s.memory_batch,
         "memory_steps": list(s.memory_steps), "memory_batches": s.memory_batches,
+        "memory_threads": s.memory_threads,
         "twin_tau_mem_ms": TWIN_NEURON.tau_mem,
         "torch_version": torch.__version__, "snntorch_version": snntorch.__version__,
         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],

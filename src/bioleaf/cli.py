@@ -96,7 +96,11 @@ def build_parser() -> Parser:
     t.add_argument("--overwrite", action="store_true", help="replace a finished run already in --out")
     t.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every K batches")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    t.add_argument("--distributed", action="store_true", help="data-parallel training under torchrun")
+    t.add_argument("--distributed", action="store_true", help="data-parallel training under torchrun "
+                   "(see docs/distributed.md)")
+    t.add_argument("--dist-timeout", type=_float, default=None, metavar="SECONDS",
+                   help="--distributed: give up when another rank does not answer for this long "
+                        "(default $BIOLEAF_DIST_TIMEOUT, else 300)")
     t.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     e = sub.add_parser("eval", help="reload a trained model and print its test accuracy")
@@ -113,6 +117,14 @@ def build_parser() -> Parser:
     x.add_argument("dir", help="a directory written by bioleaf train")
     x.add_argument("--format", default="nir", choices=["nir"], help="interchange format (default nir)")
     x.add_argument("--out", required=True, help="output file, e.g. model.nir")
+
+    c = sub.add_parser("compare", help="train every rule with the same network, data order and seeds; tabulate")
+    _add_config_flags(c)
+    c.add_argument("--rules", default="bioleaf,stbp,bptt", help="comma-separated rules (default all)")
+    c.add_argument("--feedbacks", default="symmetric,random", help="bioleaf feedback modes to include")
+    c.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    c.add_argument("--out", required=True, help="output directory (results.csv, results.md, PNG, runs/)")
+    c.add_argument("--json", action="store_true", help="print the rows as JSON")
 
     pl = sub.add_parser("plot", help="save PNG figures of a trained run into its directory")
     pl.add_argument("dir", help="a directory written by bioleaf train")
@@ -169,21 +181,32 @@ def _default_dataset(data_dir: str | None) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     from .data import load_dataset
     from .train import Trainer
-    from .parallel import setup_parallel
+    from .parallel import setup_parallel, teardown_parallel
     from .train import resolve_device
 
     cfg = config_from_args(args)
     resolve_device(cfg.device)
     if args.checkpoint_every < 0:
         raise UsageError(f"--checkpoint-every: expected an integer >= 0, got {args.checkpoint_every}")
+    if args.dist_timeout is not None and not args.distributed:
+        raise UsageError("--dist-timeout: only meaningful with --distributed")
     out = Path(args.out)
     data = load_dataset(cfg.dataset, cfg.data_dir, limit=cfg.limit, val_fraction=cfg.val_fraction)
-    parallel = setup_parallel(args.distributed, cfg.device)
-    if parallel.is_main:
-        _prepare_out(out, resume=args.resume, overwrite=args.overwrite)
-    trainer = Trainer(cfg, data, out, checkpoint_every=args.checkpoint_every,
-                      progress=not args.no_progress and parallel.is_main, parallel=parallel)
-    summary = trainer.run(resume=args.resume)
+    parallel = setup_parallel(args.distributed, cfg.device, args.dist_timeout)
+    try:
+        refused = None
+        if parallel.is_main:  # only rank 0 touches --out; the others learn whether it refused
+            try:
+                _prepare_out(out, resume=args.resume, overwrite=args.overwrite)
+            except UsageError as e:
+                refused = e
+        if parallel.agree(refused is not None):
+            raise refused or UsageError(f"--out {out}: rejected by rank 0 (its message says why)")
+        trainer = Trainer(cfg, data, out, checkpoint_every=args.checkpoint_every,
+                          progress=not args.no_progress and parallel.is_main, parallel=parallel)
+        summary = trainer.run(resume=args.resume)
+    finally:
+        teardown_parallel()
     if parallel.is_main:
         if args.json:
             print(json.dumps(summary))
@@ -251,6 +274,35 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def forwarded_flags(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> list[str]:
+    """The config flags the user gave, as ``bioleaf train`` arguments."""
+    flags = ["--preset", "--dataset", "--data-dir", *TRAIN_FLAGS]
+    out: list[str] = []
+    for flag in flags:
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None and flag not in skip:
+            out += [flag, str(value)]
+    return out
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import parse_seeds, rules_and_feedbacks, run_compare
+
+    if args.rule is not None or args.seed is not None:
+        raise UsageError("compare: use --rules and --seeds (not --rule/--seed)")
+    cfg = config_from_args(args)
+    rules, feedbacks = rules_and_feedbacks(args.rules, args.feedbacks)
+    seeds = parse_seeds(args.seeds)
+    train_args = forwarded_flags(args, skip=("--dataset", "--arch")) + ["--dataset", cfg.dataset]
+    train_args += ["--arch", cfg.arch] if cfg.arch else []
+    rows = run_compare(train_args, cfg, rules, feedbacks, seeds, Path(args.out))
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        print((Path(args.out) / "results.md").read_text(), end="")
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from .plots import plot_run
 
@@ -268,7 +320,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "check-equivalence": cmd_check_equivalence,
-            "export": cmd_export, "plot": cmd_plot, "bench": cmd_bench}
+            "export": cmd_export, "compare": cmd_compare, "plot": cmd_plot, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,7 @@ RULE_NAMES = ("bioleaf", "stbp", "bptt")
 DATASETS = ("fashion-mnist", "mnist", "digits")
 OPTIMIZERS = ("adam", "sgd")
 SURROGATES = ("fast-sigmoid", "arctan")
-DEFAULT_LR = {"bioleaf": 1e-3, "stbp": 1e-3, "bptt": 1e-3}
+DEFAULT_LR = {"bioleaf": 3e-3, "stbp": 1e-3, "bptt": 1e-3}
 
 
 def parse_arch(arch: str) -> list[int]:
@@ -39,7 +39,7 @@ class TrainConfig:
     arch: str = ""  # "" -> "<input>-400-400-10"
     steps: int = 20
     epochs: int = 5
-    batch_size: int = 100
+    batch_size: int = 32
     lr: float | None = None  # None -> DEFAULT_LR[rule]
     lr_layers: str = ""  # optional per-layer multipliers for W, e.g. "1,0.5,0.2"
     optimizer: str = "adam"
@@ -51,11 +51,11 @@ class TrainConfig:
     device: str = "cpu"
     encoder: str = "bernoulli"
     max_rate: float = 0.5
-    init_scale: float = 1.0
+    init_scale: float = 0.15
     neuron: NeuronParams = field(default_factory=NeuronParams)
     circuit: CircuitParams = field(default_factory=CircuitParams)
     # bioleaf: interneuron / feedback plasticity and the self-predicting phase
-    lr_interneuron: float = 1e-3
+    lr_interneuron: float = 1e-2
     lr_feedback: float = 1e-3
     feedback_decay: float = 1e-3
     self_predict_batches: int = 50

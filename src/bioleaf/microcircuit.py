@@ -49,6 +49,8 @@ class CircuitParams:
     target_low: float = 0.0  # target spike count of the other output cells
     feedback: str = "symmetric"
     interneurons: str = "learned"
+    contrastive: bool = True  # learned interneurons: W reads A_teacher - A_free (free-phase apical baseline)
+    center_feedback: bool = True  # random/learned B: remove each row's mean over the cells above
 
     def validate(self, steps: int) -> "CircuitParams":
         """Raise :class:`UsageError` for values that cannot give a working circuit."""
@@ -114,6 +116,8 @@ def build_circuit(sizes: list[int], params: CircuitParams, generator: torch.Gene
     W = [uniform_init(o, i, init_scale, generator) for i, o in zip(sizes[:-1], sizes[1:])]
     hidden = range(len(sizes) - 2)
     B = [uniform_init(sizes[l + 2], sizes[l + 1], init_scale, generator).T.contiguous() for l in hidden]
+    if params.center_feedback:
+        B = [b - b.mean(dim=1, keepdim=True) for b in B]
     P = [torch.zeros(sizes[l + 2], sizes[l + 1]) for l in hidden]
     Q = [torch.zeros(sizes[l + 1], sizes[l + 2]) for l in hidden]
     circuit = Microcircuit(*[[t.to(device) for t in ts] for ts in (W, B, P, Q)])
@@ -145,18 +149,22 @@ class Presentation:
     updates: dict[str, torch.Tensor]
     apical_residual: list[float]
     hidden_counts: list[torch.Tensor]
+    apical_sums: list[torch.Tensor] = field(default_factory=list)
     record: dict[str, list[torch.Tensor]] | None = None
 
 
 @torch.no_grad()
 def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | None, *, batch: int,
             steps: int, neuron: NeuronParams, params: CircuitParams, learn: Plasticity = Plasticity(W=False),
-            record: bool = False) -> Presentation:
+            record: bool = False, apical_baseline: list[torch.Tensor] | None = None) -> Presentation:
     """Run one presentation of ``steps`` time steps (equations in the module docstring).
 
     ``targets`` are target spike counts ``[batch, n_out]`` (``None``: no teacher). The updates in
-    the result are the sums of the rules in :mod:`bioleaf.plasticity` over all steps and samples.
+    the result are the rules of :mod:`bioleaf.plasticity` applied to the running sums each synapse
+    keeps during the presentation, summed over samples (memory independent of ``steps``).
     ``record=True`` also keeps every step's spikes and apical potentials (for plots only).
+    ``apical_baseline``: each hidden cell's integrated apical potential from the free phase on the
+    same input (``Presentation.apical_sums``); the bottom-up rule then reads ``A - A_free``.
     """
     W, L = circuit.W, len(circuit.W)
     dev = W[0].device
@@ -165,12 +173,20 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
     pyr = [if_init(batch, n, device=dev) for n in sizes[1:]]
     inter = [if_init(batch, sizes[l + 2], device=dev) for l in range(L - 1)]
     x_in = torch.zeros(batch, sizes[0], device=dev)
-    updates = {f"{k}{l}": torch.zeros_like(t) for k in "WPQB" if getattr(learn, k)
-               for l, t in enumerate(getattr(circuit, k))}
-    residual = [torch.zeros((), device=dev) for _ in range(L - 1)]
     rec: dict[str, list[torch.Tensor]] | None = {"input": []} if record else None
-    basal_counts = torch.zeros(batch, sizes[-1], device=dev)
     teacher_rate = None if targets is None else targets * (neuron.threshold / steps)
+    # running sums (the online memory of learning, O(n) per population, independent of T)
+    X = [torch.zeros(batch, n, device=dev) for n in sizes[:-1]]  # presynaptic trace sums X_{l-1}
+    A = [torch.zeros(batch, n, device=dev) for n in sizes[1:]]  # integrated apical input / teacher current
+    XI = [torch.zeros(batch, sizes[l + 2], device=dev) for l in range(L - 1)]  # interneuron trace sums
+    Xout = torch.zeros(batch, sizes[-1], device=dev)  # output cells' trace sums
+    a_out = torch.zeros(batch, sizes[-1], device=dev)  # output cells' integrated basal potential
+    a_inter = [torch.zeros(batch, sizes[l + 2], device=dev) for l in range(L - 1)]  # interneurons' one
+
+    def apical_of(l: int, above: torch.Tensor, inter_trace: torch.Tensor) -> torch.Tensor:
+        if ideal:
+            return (above - inter_trace) @ circuit.B[l].T
+        return above @ circuit.B[l].T + inter_trace @ circuit.Q[l].T
 
     for t in range(steps):
         x_in = neuron.lam * x_in + spikes(t)
@@ -179,37 +195,31 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
         fired, inter_fired, apicals = [], [], []
         pre, basal = x_in, x_in @ W[0].T
         for l in range(L):
+            X[l] += pre
             if l < L - 1:  # hidden pyramidal cell: basal + apical compartments
-                if ideal:
-                    apical = (prev_pyr[l + 1].trace - prev_inter[l].trace) @ circuit.B[l].T
-                else:
-                    apical = prev_pyr[l + 1].trace @ circuit.B[l].T + prev_inter[l].trace @ circuit.Q[l].T
+                apical = apical_of(l, prev_pyr[l + 1].trace, prev_inter[l].trace)
                 drive = params.g_basal * basal + params.g_apical * apical
-                residual[l] += apical.abs().mean()
             else:  # output cell: the teacher current is its apical input
-                rate = torch.relu(basal)
-                basal_counts += rate
+                a_new = a_out + basal
+                rate = torch.relu(a_new) - torch.relu(a_out)  # increment of [sum_t v^B]_+
+                a_out = a_new
                 apical = None if teacher_rate is None else params.teacher_strength * (teacher_rate - rate)
                 drive = basal if apical is None else basal + apical
+            if apical is not None:
+                A[l] += apical
             s, pyr[l] = if_step(drive, prev_pyr[l], neuron)
             fired.append(s)
             apicals.append(apical)
-            if learn.W and apical is not None:
-                gate = (pyr[l].count > 0).to(s.dtype) if l < L - 1 else torch.ones_like(s)
-                updates[f"W{l}"] += plasticity.basal_error_stdp(pre, apical, gate)
+            if l == L - 1:
+                Xout += pyr[l].trace
             if l < L - 1:
                 basal_above = pyr[l].trace @ W[l + 1].T
-                inter_drive = basal_above if ideal else pyr[l].trace @ circuit.P[l].T
-                s_inter, inter[l] = if_step(params.g_basal * inter_drive, prev_inter[l], neuron)
+                inter_drive = params.g_basal * (basal_above if ideal else pyr[l].trace @ circuit.P[l].T)
+                a_inter[l] = a_inter[l] + inter_drive
+                s_inter, inter[l] = if_step(inter_drive, prev_inter[l], neuron)
+                XI[l] += prev_inter[l].trace
                 inter_fired.append(s_inter)
                 pre, basal = pyr[l].trace, basal_above
-        for l in range(L - 1):  # lateral and top-down rules, once every layer has stepped
-            if learn.P:
-                updates[f"P{l}"] += plasticity.interneuron_prediction(pyr[l].trace, fired[l + 1], inter_fired[l])
-            if learn.Q:
-                updates[f"Q{l}"] += plasticity.apical_cancellation(prev_inter[l].trace, apicals[l])
-            if learn.B:
-                updates[f"B{l}"] += plasticity.feedback_mirror(pyr[l + 1].trace, fired[l], pyr[l].count / (t + 1))
         if rec is not None:
             rec["input"].append((x_in[0] > 0).float())
             for l in range(L):
@@ -217,7 +227,28 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
             for l in range(L - 1):
                 rec.setdefault(f"inter{l}", []).append(inter_fired[l][0].clone())
                 rec.setdefault(f"apical{l}", []).append(apicals[l][0].clone())
+
+    # the PSPs still in flight at the end complete their integral (x decays geometrically)
+    tail = 1.0 / (1.0 - neuron.lam)
+    for l in range(L - 1):
+        A[l] += tail * apical_of(l, pyr[l + 1].trace, inter[l].trace)
+        XI[l] += tail * inter[l].trace
+    updates: dict[str, torch.Tensor] = {}
+    for l in range(L):
+        if learn.W and (l < L - 1 or targets is not None):
+            active = (pyr[l].count > 0).to(x_in.dtype) if l < L - 1 else torch.ones_like(A[l])
+            err = A[l] if apical_baseline is None or l == L - 1 else A[l] - apical_baseline[l]
+            updates[f"W{l}"] = plasticity.basal_error_stdp(X[l], err, active, steps)
+    for l in range(L - 1):
+        if learn.P:
+            updates[f"P{l}"] = plasticity.interneuron_prediction(
+                X[l + 1], pyr[l + 1].count, torch.relu(a_inter[l]) / neuron.threshold, steps)
+        if learn.Q:
+            updates[f"Q{l}"] = plasticity.apical_cancellation(XI[l], A[l], steps)
+        if learn.B:
+            above = X[l + 2] if l + 2 < L else Xout
+            updates[f"B{l}"] = plasticity.feedback_mirror(above, X[l + 1], steps)
     return Presentation(counts=pyr[-1].count, potentials=pyr[-1].v,
-                        basal_counts=basal_counts / neuron.threshold, updates=updates,
-                        apical_residual=[float(r) / steps for r in residual],
-                        hidden_counts=[p.count for p in pyr[:-1]], record=rec)
+                        basal_counts=torch.relu(a_out) / neuron.threshold, updates=updates,
+                        apical_residual=[float(A[l].abs().mean()) / steps for l in range(L - 1)],
+                        hidden_counts=[p.count for p in pyr[:-1]], apical_sums=A[:-1], record=rec)

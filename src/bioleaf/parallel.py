@@ -3,36 +3,108 @@
 Each rank simulates its shard of every global batch; the local weight changes (BioLeaF) or
 gradients (twins) are summed across ranks with one all-reduce before every optimiser step, so all
 ranks take the same step and keep identical weights. gloo on CPU, NCCL on CUDA.
+
+A collective that cannot complete (a rank died, hangs or was stopped) fails after the
+process-group timeout (``--dist-timeout``, or the environment variable ``BIOLEAF_DIST_TIMEOUT``,
+in seconds; default :data:`DEFAULT_TIMEOUT_S`) with :class:`PeerError`: one line, exit code 1.
 """
 
 from __future__ import annotations
 
 import datetime
+import math
 import os
+import re
 
 import torch
 import torch.distributed as dist
 
-from .errors import UsageError
+from .errors import BioleafError, UsageError
 from .train import Parallel
 
 LAUNCH_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+TIMEOUT_ENV = "BIOLEAF_DIST_TIMEOUT"
+DEFAULT_TIMEOUT_S = 300.0
 
 
-def setup_parallel(distributed: bool, device: str, timeout_s: float = 120.0) -> Parallel:
+class PeerError(BioleafError):
+    """A collective failed or timed out: another rank died, hangs or cannot be reached (exit code 1)."""
+
+    exit_code = 1
+
+
+def dist_timeout(timeout_s: float | None = None) -> float:
+    """The collective timeout in seconds: ``timeout_s`` if given, else ``$BIOLEAF_DIST_TIMEOUT``, else the default."""
+    source = "--dist-timeout"
+    if timeout_s is None:
+        text = os.environ.get(TIMEOUT_ENV)
+        if text is None:
+            return DEFAULT_TIMEOUT_S
+        source = TIMEOUT_ENV
+        try:
+            timeout_s = float(text)
+        except ValueError:
+            raise UsageError(f"{source}: expected a number of seconds, got {text!r}") from None
+    if not (0 < timeout_s and math.isfinite(timeout_s)):
+        raise UsageError(f"{source}: expected a finite number of seconds > 0, got {timeout_s}")
+    return float(timeout_s)
+
+
+def setup_parallel(distributed: bool, device: str, timeout_s: float | None = None) -> Parallel:
     """A single-process :class:`Parallel`, or join the process group that torchrun set up."""
     if not distributed:
         return Parallel()
+    timeout_s = dist_timeout(timeout_s)
     missing = [v for v in LAUNCH_VARS if v not in os.environ]
     if missing:
         raise UsageError(f"--distributed: no launcher environment (missing {', '.join(missing)}); start with "
                          "torchrun --nproc_per_node=K -m bioleaf train ... --distributed")
     backend = "nccl" if device.startswith("cuda") else "gloo"
+    rank = int(os.environ["RANK"])
     if not dist.is_initialized():
-        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+        try:
+            dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
+        except (RuntimeError, ValueError) as e:
+            raise PeerError(f"--distributed: rank {rank} could not join the process group at "
+                            f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']} within {timeout_s:g}s "
+                            f"({_first_line(e)})") from None
+    rank, world = dist.get_rank(), dist.get_world_size()
+    comm = "cpu" if backend == "gloo" else f"cuda:{torch.cuda.current_device()}"
 
     def all_reduce(tensors: list[torch.Tensor]) -> None:
+        """Sum ``tensors`` over ranks in place: one flat all-reduce per dtype."""
+        by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
         for t in tensors:
-            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+            by_dtype.setdefault(t.dtype, []).append(t)
+        for group in by_dtype.values():
+            flat = torch.cat([t.reshape(-1) for t in group]).to(comm)
+            try:
+                dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+            except RuntimeError as e:
+                raise PeerError(f"distributed: rank {rank} of {world} lost contact with the other ranks "
+                                f"({_first_line(e)}): a rank died, hangs or was stopped (collective timeout "
+                                f"{timeout_s:g}s, set by --dist-timeout or {TIMEOUT_ENV})") from None
+            offset = 0
+            for t in group:
+                n = t.numel()
+                t.copy_(flat[offset:offset + n].view_as(t))
+                offset += n
 
-    return Parallel(rank=dist.get_rank(), world_size=dist.get_world_size(), all_reduce=all_reduce)
+    return Parallel(rank=rank, world_size=world, all_reduce=all_reduce)
+
+
+def teardown_parallel() -> None:
+    """Leave the process group (if this process joined one)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _first_line(e: BaseException) -> str:
+    """The gist of a backend error: its first line without the source location and the advice."""
+    text = str(e).strip()
+    if not text:
+        return type(e).__name__
+    text = re.sub(r"^\[[^\]]*\]\s*", "", text.splitlines()[0])  # "[.../gloo/.../pair.cc:537] Read error ..."
+    return text.split(". This is typically")[0].rstrip(".")[:300]

@@ -16,6 +16,7 @@ fresh generator (``seed+3``) each time, so it never disturbs training and is its
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import resource
@@ -59,6 +60,22 @@ class Parallel:
         per, extra = divmod(batch, self.world_size)
         start = self.rank * per + min(self.rank, extra)
         return slice(start, start + per + (self.rank < extra))
+
+    def gather(self, values: list[float]) -> torch.Tensor:
+        """Every rank's ``values`` as a ``[world_size, len(values)]`` float64 tensor (one all-reduce)."""
+        table = torch.zeros(self.world_size, len(values), dtype=torch.float64)
+        table[self.rank] = torch.tensor(values, dtype=torch.float64)
+        if self.world_size > 1:
+            self.all_reduce([table])
+        return table
+
+    def agree(self, flag: bool) -> bool:
+        """True on every rank if ``flag`` is true on any rank (a collective: every rank must call it)."""
+        return bool(self.gather([float(flag)]).any())
+
+    def barrier(self) -> None:
+        """Wait until every rank got here."""
+        self.gather([0.0])
 
     @property
     def is_main(self) -> bool:
@@ -182,6 +199,29 @@ class Trainer:
         ckpt.save_tensors(self.checkpoint_path, tensors, meta)
 
     def load_checkpoint(self) -> None:
+        """Load ``checkpoint.safetensors``. In data-parallel training every rank loads it, and the ranks
+        check that they all loaded the very same file; otherwise every rank stops with an error."""
+        if self.par.world_size == 1:
+            return self._load_checkpoint()
+        path, error, digest = self.checkpoint_path, None, 0.0
+        try:
+            self._load_checkpoint()
+            digest = float(int.from_bytes(hashlib.sha256(path.read_bytes()).digest()[:6], "big"))
+        except BioleafError as e:
+            error = e
+        table = self.par.gather([float(error is not None), digest])
+        if error is not None:
+            raise error
+        failed = [r for r in range(self.par.world_size) if table[r, 0]]
+        if failed:
+            raise DataError(f"--resume: rank(s) {', '.join(map(str, failed))} could not load {path} (see their "
+                            "messages); every rank needs the same checkpoint")
+        differ = [r for r in range(self.par.world_size) if table[r, 1] != table[0, 1]]
+        if differ:
+            raise DataError(f"--resume: rank(s) {', '.join(map(str, differ))} loaded a different {path} than rank 0; "
+                            "on several nodes --out must be a shared directory (or hold the same checkpoint)")
+
+    def _load_checkpoint(self) -> None:
         path = self.checkpoint_path
         tensors, meta = ckpt.load_tensors(path)
         if meta.get("kind") != "checkpoint":
@@ -208,6 +248,8 @@ class Trainer:
             raise DataError(f"{path}: incomplete checkpoint ({str(e).splitlines()[0]})") from None
 
     def save_model(self) -> None:
+        if not self.par.is_main:
+            return
         meta = {"kind": "model", "config": self.cfg.to_json(), "sizes": self.sizes}
         ckpt.save_tensors(self.out / "model.safetensors", {f"W{l}": w for l, w in enumerate(self.rule.weights)}, meta)
 
@@ -238,7 +280,10 @@ class Trainer:
             t0 = time.perf_counter()
             stats = self.rule.train_batch(x, y, self.spike_gen)
             check_finite(self.rule, st.epoch, st.batch)
-            totals = torch.tensor([stats.loss_sum, stats.correct, stats.samples], dtype=torch.float64)
+            # one all-reduce sums the statistics and agrees on stopping: every rank stops after the same batch
+            loss_sum = stats.loss_sum if stats.samples else 0.0  # an empty shard (batch < ranks) adds nothing
+            totals = torch.tensor([loss_sum, stats.correct, stats.samples, float(stop.requested is not None)],
+                                  dtype=torch.float64)
             if self.par.world_size > 1:
                 self.par.all_reduce([totals])
             st.seconds += time.perf_counter() - t0
@@ -248,10 +293,12 @@ class Trainer:
             st.batch += 1
             bar.update(1)
             bar.set_postfix(loss=f"{st.loss_sum / st.samples:.4g}", acc=f"{st.correct / st.samples:.3f}")
-            if stop.requested:
+            if totals[3] > 0:
                 bar.close()
                 self.save_checkpoint()
-                raise Interrupted(f"{stop.requested}: stopped at epoch {st.epoch + 1}, batch {st.batch}; checkpoint "
+                self.par.barrier()  # no rank reports the checkpoint before rank 0 has written it
+                why = stop.requested or "stop requested on another rank"
+                raise Interrupted(f"{why}: stopped at epoch {st.epoch + 1}, batch {st.batch}; checkpoint "
                                   f"saved in {self.checkpoint_path}; continue with the same command plus --resume")
             if self.checkpoint_every and st.batch % self.checkpoint_every == 0 and st.batch < n_batches:
                 self.save_checkpoint()

@@ -55,16 +55,19 @@ class BioleafRule(Rule):
     def after_load(self):
         self.circuit.sync_ideal(self.cfg.circuit)
 
-    def _present(self, images, labels, targets, generator, learn: Plasticity):
-        """One presentation of this process's shard; applies (all-reduced) updates if any."""
+    def _present(self, images, labels, targets, generator, learn: Plasticity, baseline=None, apply=True):
+        """One presentation of this process's shard; applies (all-reduced) updates if any and ``apply``."""
         c = self.cfg
         stream, _, n = self.local(images, labels, generator)
         res = present(self.circuit, stream, targets, batch=n, steps=c.steps, neuron=c.neuron,
-                      params=c.circuit, learn=learn)
-        if res.updates:
-            self.apply_changes(res.updates, 1.0 / images.shape[0])
-            self.circuit.sync_ideal(c.circuit)
+                      params=c.circuit, learn=learn, apical_baseline=baseline)
+        if res.updates and apply:
+            self._apply(res.updates, images.shape[0])
         return res
+
+    def _apply(self, updates, batch):
+        self.apply_changes(updates, 1.0 / batch)
+        self.circuit.sync_ideal(self.cfg.circuit)
 
     def self_predict(self, images, generator) -> list[float]:
         """One free-phase presentation (no teacher, lateral synapses plastic); the apical residual."""
@@ -81,9 +84,12 @@ class BioleafRule(Rule):
         free = None
         if self.has_free_phase:
             replay = generator.get_state()
-            free = self._present(images, labels, None, generator, self.lateral)
+            free = self._present(images, labels, None, generator, self.lateral, apply=False)
             generator.set_state(replay)
-        teach = self._present(images, labels, y, generator, Plasticity(W=True))
+        baseline = free.apical_sums if free is not None and c.circuit.contrastive else None
+        teach = self._present(images, labels, y, generator, Plasticity(W=True), baseline, apply=False)
+        # every change of this batch (free-phase P, Q, B and teacher-phase W) in one synchronous step
+        self._apply({**(free.updates if free is not None else {}), **teach.updates}, images.shape[0])
         self.last_apical_residual = (free or teach).apical_residual
         counts = teach.basal_counts if free is None else free.counts
         potentials = teach.potentials if free is None else free.potentials

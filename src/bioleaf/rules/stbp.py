@@ -27,16 +27,26 @@ from .base import BatchStats, Rule
 
 def stbp_gradients(weights: list[torch.Tensor], fwd: Forward, targets: torch.Tensor,
                    threshold: float) -> list[torch.Tensor]:
-    """``dE/dW_l`` summed over the batch, for every layer (formulas above)."""
+    """``dE/dW_l`` summed over the batch, for every layer (formulas above), in float64.
+
+    The per-sample factors are computed row by row in the working precision; only the sum over the
+    batch is taken in float64, so it hardly depends on how the batch is split into shards (data
+    parallelism) and the float32 step rounds to the same value as in one process.
+    """
     o = fwd.counts
     delta = (o[-1] - targets) * ((o[-1] > 0) | (targets > o[-1])).to(targets.dtype) / threshold
-    grads = [delta.T @ fwd.trace_sums[-2]]
+    grads = [_batch_sum(delta, fwd.trace_sums[-2])]
     for l in range(len(weights) - 2, -1, -1):
         active = o[l] > 0
         kappa = torch.where(active, fwd.trace_sums[l + 1] / torch.where(active, o[l], 1.0), 0.0)
         delta = (delta @ weights[l + 1]) * kappa / threshold
-        grads.append(delta.T @ fwd.trace_sums[l])
+        grads.append(_batch_sum(delta, fwd.trace_sums[l]))
     return grads[::-1]
+
+
+def _batch_sum(post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
+    """``post.T @ pre`` (``[n_post, n_pre]``, summed over the batch rows) accumulated in float64."""
+    return post.T.to(torch.float64) @ pre.to(torch.float64)
 
 
 class StbpRule(Rule):

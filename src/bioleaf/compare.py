@@ -1,0 +1,160 @@
+"""``bioleaf compare``: every rule on the same network, encoding, T, data order, epochs and seeds.
+
+Each (rule, feedback, seed) run is a separate ``bioleaf train`` subprocess writing its own directory
+under ``OUT/runs/`` (so peak memory is measured per run, and a finished run is reused when the same
+compare command is run again). The table is aggregated over seeds: test accuracy mean +- std, best
+epoch (by validation accuracy), seconds per epoch, samples per second and peak memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoint import atomic_write_bytes
+from .config import RULE_NAMES, TrainConfig
+from .errors import DataError, UsageError
+from .microcircuit import FEEDBACK_MODES
+
+COLUMNS = ["rule", "feedback", "seeds", "test_accuracy_mean", "test_accuracy_std", "best_epoch",
+           "seconds_per_epoch", "samples_per_second", "peak_memory_mb"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    rule: str
+    feedback: str | None  # bioleaf only
+
+    @property
+    def label(self) -> str:
+        return self.rule if self.feedback is None else f"{self.rule}-{self.feedback}"
+
+
+def parse_list(text: str, flag: str, allowed: tuple[str, ...] | None = None) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in items if allowed is not None and t not in allowed]
+    if not items or bad:
+        expected = f"a comma-separated subset of {', '.join(allowed)}" if allowed else "a comma-separated list"
+        raise UsageError(f"{flag}: expected {expected}, got {text!r}")
+    return items
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in parse_list(text, "--seeds")]
+    except ValueError:
+        raise UsageError(f"--seeds: expected comma-separated integers, got {text!r}") from None
+    if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise UsageError(f"--seeds: expected distinct integers >= 0, got {text!r}")
+    return seeds
+
+
+def variants(rules: list[str], feedbacks: list[str]) -> list[Variant]:
+    out = []
+    for rule in rules:
+        out += [Variant(rule, fb) for fb in feedbacks] if rule == "bioleaf" else [Variant(rule, None)]
+    return out
+
+
+def run_compare(train_args: list[str], cfg: TrainConfig, rules: list[str], feedbacks: list[str],
+                seeds: list[int], out: Path, *, quiet: bool = False) -> list[dict]:
+    """Train every variant and seed (``train_args``: the shared ``bioleaf train`` flags); write
+    ``results.csv``, ``results.md`` and ``learning_curves.png`` into ``out``; return the rows."""
+    out.mkdir(parents=True, exist_ok=True)
+    runs: dict[Variant, list[tuple[dict, list[dict]]]] = {}
+    for v in variants(rules, feedbacks):
+        for seed in seeds:
+            run_dir = out / "runs" / f"{v.label}-seed{seed}"
+            if not (run_dir / "summary.json").is_file():
+                _train(train_args, v, seed, run_dir, quiet)
+            runs.setdefault(v, []).append(_read_run(run_dir))
+    rows = [_row(v, results) for v, results in runs.items()]
+    _write_tables(rows, cfg, seeds, out)
+    _plot(runs, out / "learning_curves.png")
+    return rows
+
+
+def _train(train_args: list[str], v: Variant, seed: int, run_dir: Path, quiet: bool) -> None:
+    cmd = [sys.executable, "-m", "bioleaf", "train", *train_args, "--rule", v.rule, "--seed", str(seed),
+           "--out", str(run_dir), "--overwrite", "--no-progress"]
+    if v.feedback is not None:
+        cmd += ["--feedback", v.feedback]
+    if not quiet:
+        print(f"compare: training {v.label} seed {seed} -> {run_dir}", file=sys.stderr, flush=True)
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL if quiet else sys.stderr, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise DataError(f"compare: run {v.label} seed {seed} failed (exit {done.returncode}): {last}")
+
+
+def _read_run(run_dir: Path) -> tuple[dict, list[dict]]:
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+        metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+    except (OSError, json.JSONDecodeError) as e:
+        raise DataError(f"{run_dir}: unreadable run ({e})") from None
+    return summary, metrics
+
+
+def _row(v: Variant, results: list[tuple[dict, list[dict]]]) -> dict:
+    accs = [s["test_accuracy"] for s, _ in results]
+    return {"rule": v.rule, "feedback": v.feedback or "", "seeds": len(results),
+            "test_accuracy_mean": statistics.fmean(accs),
+            "test_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            "best_epoch": statistics.median(s["best_epoch"] for s, _ in results),
+            "seconds_per_epoch": statistics.fmean(s["train_seconds"] / s["epochs"] for s, _ in results),
+            "samples_per_second": statistics.fmean(s["samples_per_second"] for s, _ in results),
+            "peak_memory_mb": max(s["peak_memory_mb"] for s, _ in results)}
+
+
+def _write_tables(rows: list[dict], cfg: TrainConfig, seeds: list[int], out: Path) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(out / "results.csv", buf.getvalue().encode())
+    lines = [f"{cfg.dataset}, {cfg.arch}, T={cfg.steps}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
+             f"{cfg.encoder} encoder, seeds {','.join(map(str, seeds))}", "",
+             "| rule | feedback | test accuracy (mean ± std) | best epoch | s/epoch | samples/s | peak MB |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['rule']} | {r['feedback'] or '-'} | {100 * r['test_accuracy_mean']:.2f} ± "
+                     f"{100 * r['test_accuracy_std']:.2f} % | {r['best_epoch']:g} | {r['seconds_per_epoch']:.1f} | "
+                     f"{r['samples_per_second']:.0f} | {r['peak_memory_mb']:.0f} |")
+    atomic_write_bytes(out / "results.md", ("\n".join(lines) + "\n").encode())
+
+
+def _plot(runs: dict[Variant, list[tuple[dict, list[dict]]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, (v, results) in enumerate(runs.items()):
+        curves = [[m["test_accuracy"] for m in metrics] for _, metrics in results]
+        n = min(len(c) for c in curves)
+        epochs = list(range(1, n + 1))
+        mean = [statistics.fmean(c[e] for c in curves) for e in range(n)]
+        lo = [min(c[e] for c in curves) for e in range(n)]
+        hi = [max(c[e] for c in curves) for e in range(n)]
+        ax.plot(epochs, mean, marker="o", color=f"C{i}", label=v.label)
+        ax.fill_between(epochs, lo, hi, color=f"C{i}", alpha=0.2)
+    ax.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy per epoch (band: min-max over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def rules_and_feedbacks(rules: str, feedbacks: str) -> tuple[list[str], list[str]]:
+    return parse_list(rules, "--rules", RULE_NAMES), parse_list(feedbacks, "--feedbacks", FEEDBACK_MODES)
