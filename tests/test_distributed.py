@@ -33,7 +33,7 @@ from bioleaf.data import load_dataset
 from bioleaf.parallel import LAUNCH_VARS, TIMEOUT_ENV
 from bioleaf.rules import make_rule
 from bioleaf.rules.base import Rule
-from bioleaf.train import Trainer
+from bioleaf.train import Interrupted, Parallel, Trainer
 
 WORKER = Path(__file__).with_name("dist_worker.py")
 BASE = dict(dataset="digits", arch="64-64-10", batch_size=32, epochs=1, seed=0)
@@ -211,11 +211,6 @@ def test_sigterm_to_one_rank_stops_every_rank_and_resume_matches_one_process(ran
     epoch, batch = map(int, where[0].groups())
     assert (meta["progress"]["epoch"], meta["progress"]["batch"]) == (epoch - 1, batch)
 
-    # a run already in --out: every rank refuses without --resume (rank 0 decides, none hangs)
-    ranks.start(CLI_TRAIN + ["--epochs", "1000", "--distributed", "--out", str(out)])
-    (code0, err0), (code1, err1) = ranks.wait(2, 60), ranks.wait(3, 60)
-    assert (code0, code1) == (2, 2) and "--resume" in err0 and "rank 0" in err1, (err0, err1)
-
     epochs = str(epoch + 1)
     resumed = subprocess.run(torchrun("-m", "bioleaf", *CLI_TRAIN, "--epochs", epochs, "--distributed", "--resume",
                                       "--out", str(out), port=free_port()),
@@ -229,6 +224,37 @@ def test_sigterm_to_one_rank_stops_every_rank_and_resume_matches_one_process(ran
         assert float((two[key] - one[key]).abs().max()) <= TOLERANCE, key
     summary = json.loads((out / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["epochs"] == epoch + 1
+
+
+def fake_rank(rank: int, *, refused: bool = False, stop: bool = False) -> Parallel:
+    """Rank ``rank`` of 2, alone in this process: the other rank adds nothing to any all-reduce except
+    (white box) a true flag to ``Parallel.agree`` if ``refused``, and its stop flag (the last entry of the
+    per-batch statistics) if ``stop``."""
+    def all_reduce(tensors):
+        for t in tensors:
+            if refused and t.shape == (2, 1):
+                t[1 - rank] = 1.0
+            if stop and t.shape == (4,):
+                t[3] += 1.0
+    return Parallel(rank=rank, world_size=2, all_reduce=all_reduce)
+
+
+def test_rank_1_never_writes_even_with_checkpoints_and_a_stop(tmp_path, digits):
+    cfg = TrainConfig(**{**BASE, "rule": "stbp", "epochs": 2}).validate()
+    out = tmp_path / "run1"
+    out.mkdir()
+    assert Trainer(cfg, digits, out, checkpoint_every=1, progress=False, parallel=fake_rank(1)).run()["world_size"] == 2
+    trainer = Trainer(cfg, digits, out, checkpoint_every=1, progress=False, parallel=fake_rank(1, stop=True))
+    with pytest.raises(Interrupted, match="^stop requested on another rank: stopped at epoch 1, batch 1;"):
+        trainer.run()
+    assert list(out.iterdir()) == []
+
+
+def test_other_ranks_stop_when_rank_0_refuses_the_output_directory(run_cli, monkeypatch, tmp_path):
+    monkeypatch.setattr("bioleaf.parallel.setup_parallel", lambda *args: fake_rank(1, refused=True))
+    code, _, err = run_cli(*CLI_TRAIN, "--epochs", "1", "--distributed", "--out", str(tmp_path / "run"))
+    assert code == 2 and "rejected by rank 0" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()  # only rank 0 creates --out
 
 
 # ---------------------------------------------------------------------- failures

@@ -12,9 +12,10 @@ Three measurements, in one run (see ``docs/bench_notes.md`` for numbers and cave
     resident set size (``/proc/self/clear_refs``), records the RSS just before the first batch and
     reports ``VmHWM - RSS_before``: what training needs on top of the model and data.
 (c) **GFLOP/s** of the BioLeaF training step: the FLOPs of its matrix products counted analytically
-    from the sizes (:func:`bioleaf_matmuls`: forward, apical, interneuron and the update outer
-    products of every step and phase) over the measured batch time, against a plain
-    ``torch.matmul`` replay of exactly those products timed in the same rotation.
+    from the sizes (:func:`bioleaf_matmuls`: forward, apical and interneuron products of every step,
+    the update outer products of every presentation, both phases) over the measured batch time,
+    against a plain ``torch.matmul`` replay of exactly those products timed in the same rotation.
+    torch's own FLOP counter checks the analytic count on one extra batch.
 
 The initial self-predicting phase of BioLeaF (``self_predict_batches``, a one-off before the first
 teacher phase) is switched off here: the bench measures the steady state of every batch.
@@ -72,12 +73,15 @@ class BenchSettings:
     memory_parallel: int = 1  # probes run at once (1: no probe slows another down)
     probe_timeout_s: float = 900.0
     use_dataset: bool = True  # Fashion-MNIST images for (a) when installed, else uniform noise
-    threads: int | None = None  # torch intra-op threads of (a) and (c) (None: torch's default, all cores)
+    threads: int | None = 1  # torch intra-op threads of (a) and (c); None: torch's default (all cores)
     memory_threads: int = 1  # threads of each memory probe: memory, not speed, is measured there, and one
     # thread cannot stall waiting for a sibling that another job's process has pushed off the CPU
 
 
 FULL = BenchSettings()
+"""One thread by default: on a CPU shared with other jobs, two OpenMP threads per op stall whenever
+one of them is descheduled, which made a plain matmul replay look slower than BioLeaF itself;
+``BIOLEAF_BENCH_THREADS=0`` (all cores) or ``=N`` overrides it for (a) and (c)."""
 QUICK = BenchSettings(speed_arch="784-32-32-10", speed_steps=10, speed_batch=16, speed_warmup=1,
                       speed_rounds=3, memory_arch="784-64-64-10", memory_batch=32, memory_steps=(10, 100), memory_batches=1,
                       memory_parallel=2, probe_timeout_s=120.0, use_dataset=False, threads=1)
@@ -89,15 +93,11 @@ process that pays ~2.5 s CPU to import torch (with ``torch._dynamo``, pulled in 
 def bench_config(rule: str, arch: str, steps: int, batch: int) -> TrainConfig:
     """The configuration each rule is benchmarked with: defaults, except the sizes, no initial
     self-predicting phase and, for ``bptt``, the leaky :data:`TWIN_NEURON`."""
-    sizes = parse_arch(arch)
     neuron = TWIN_NEURON if rule == "bptt" else NeuronParams()
-    circuit_steps = {} if steps >= 10 else {"target_high": float(steps)}
     cfg = TrainConfig(rule=rule, arch=arch, steps=steps, batch_size=batch, encoder="bernoulli",
                       optimizer="adam", self_predict_batches=0, neuron=neuron)
-    if circuit_steps:
-        cfg = replace(cfg, circuit=replace(cfg.circuit, **circuit_steps))
-    if sizes[-1] < 2:
-        raise UsageError(f"bench: expected at least 2 output cells, got arch {arch!r}")
+    if cfg.circuit.target_high > steps:  # a target count above T spikes cannot be reached
+        cfg = replace(cfg, circuit=replace(cfg.circuit, target_high=float(steps)))
     return cfg.validate()
 
 
@@ -244,60 +244,77 @@ def bioleaf_matmuls(rule, batch: int) -> list[Matmul]:
     """Every matrix product of one BioLeaF training batch, from the sizes alone.
 
     Mirrors :func:`bioleaf.microcircuit.present` for each phase :class:`~bioleaf.rules.bioleaf.BioleafRule`
-    runs (free phase when ``P``/``Q``/``B`` learn, then the teacher phase), per time step:
-    bottom-up ``x @ W.T`` of every layer; apical ``B`` (and ``Q``, or one product of the trace
-    difference with ideal interneurons) of every hidden layer; the interneuron drive ``P`` (reused
-    from the layer above with ideal interneurons); and the update outer products ``e.T @ x`` of the
-    plastic synapses (``W`` in the teacher phase, ``P``/``Q``/``B`` in the free phase).
-    Element-wise work (neurons, traces, optimiser) is not counted.
+    runs (a free phase when ``P``/``Q``/``B`` learn, then the teacher phase). Every time step:
+    the bottom-up ``x @ W.T`` of every layer; the apical input of every hidden layer (``B`` and ``Q``,
+    or one product of the trace difference with ideal interneurons); the interneuron drive ``P``
+    (reused from the layer above with ideal interneurons). Once per presentation: the apical
+    integral of the PSPs still in flight at the end, and the update outer products ``e.T @ X`` of
+    the running sums (``W`` in the teacher phase, ``P``/``Q``/``B`` in the free phase).
+    Element-wise work (neurons, traces, running sums, optimiser) is not counted.
+    ``tests/test_bench.py`` checks the total against the products torch actually executes.
     """
     sizes, steps = rule.sizes, rule.cfg.steps
     ideal = rule.cfg.circuit.interneurons == "ideal"
     phases = ([("free", rule.lateral, False)] if rule.has_free_phase else []) + [("teacher", Plasticity(W=True), True)]
     out: list[Matmul] = []
     L = len(sizes) - 1
+    apical_sources = ["B-Q"] if ideal else ["B", "Q"]
     for phase, learn, teacher in phases:
-        def add(kind, name, m, k, n):
-            out.append(Matmul(kind, f"{phase}:{name}", m, k, n, steps))
+        def add(kind, name, m, k, n, count=steps):
+            out.append(Matmul(kind, f"{phase}:{name}", m, k, n, count))
+        # every time step
         add("forward", "W0", batch, sizes[0], sizes[1])
+        for l in range(L - 1):
+            n_l, n_up = sizes[l + 1], sizes[l + 2]
+            for src in apical_sources:
+                add("apical", f"{src}{l}", batch, n_up, n_l)
+            add("forward", f"W{l + 1}", batch, n_l, n_up)
+            if not ideal:
+                add("interneuron", f"P{l}", batch, n_l, n_up)
+        # once per presentation
+        for l in range(L - 1):
+            for src in apical_sources:
+                add("apical", f"tail:{src}{l}", batch, sizes[l + 2], sizes[l + 1], 1)
         for l in range(L):
-            n_pre, n_l = sizes[l], sizes[l + 1]
-            if l < L - 1:
-                n_up = sizes[l + 2]
-                for src in (["B-Q"] if ideal else ["B", "Q"]):
-                    add("apical", f"{src}{l}", batch, n_up, n_l)
-                if learn.W:
-                    add("update", f"dW{l}", n_l, batch, n_pre)
-                add("forward", f"W{l + 1}", batch, n_l, n_up)
-                if not ideal:
-                    add("interneuron", f"P{l}", batch, n_l, n_up)
-            elif learn.W and teacher:
-                add("update", f"dW{l}", n_l, batch, n_pre)
+            if learn.W and (l < L - 1 or teacher):
+                add("update", f"dW{l}", sizes[l + 1], batch, sizes[l], 1)
         for l in range(L - 1):
             n_l, n_up = sizes[l + 1], sizes[l + 2]
             if learn.P:
-                add("update", f"dP{l}", n_up, batch, n_l)
+                add("update", f"dP{l}", n_up, batch, n_l, 1)
             if learn.Q:
-                add("update", f"dQ{l}", n_l, batch, n_up)
+                add("update", f"dQ{l}", n_l, batch, n_up, 1)
             if learn.B:
-                add("update", f"dB{l}", n_l, batch, n_up)
+                add("update", f"dB{l}", n_l, batch, n_up, 1)
     return out
 
 
 def matmul_replay(matmuls: list[Matmul], generator: torch.Generator | None = None) -> Callable[[], None]:
-    """A function doing the same products with plain ``torch.matmul`` on random operands."""
+    """A function doing the same products with plain ``torch.matmul`` on random operands: those
+    repeated every step interleaved step after step (as in a presentation), then the others."""
     ops = [(torch.rand(m.m, m.k, generator=generator), torch.rand(m.k, m.n, generator=generator), m.count)
            for m in matmuls]
-    # The same order as a presentation: all products of a step, step after step.
-    steps = max(c for _, _, c in ops)
-    if any(c != steps for _, _, c in ops):
-        raise ValueError("matmul_replay: every product must repeat once per step")
+    steps = max((c for _, _, c in ops), default=0)
+    per_step = [(a, b) for a, b, c in ops if c == steps]
+    others = [(a, b, c) for a, b, c in ops if c != steps]
 
     def run() -> None:
         for _ in range(steps):
-            for a, b, _c in ops:
+            for a, b in per_step:
+                torch.matmul(a, b)
+        for a, b, c in others:
+            for _ in range(c):
                 torch.matmul(a, b)
     return run
+
+
+def counted_flops(fn: Callable[[], object]) -> int:
+    """The matrix-product FLOPs torch actually executes in ``fn()`` (``torch.utils.flop_counter``)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
 
 
 # --------------------------------------------------------------------------- timing
@@ -358,6 +375,7 @@ def speed(settings: BenchSettings, seed: int = 0) -> dict:
 
     matmuls = bioleaf_matmuls(rules["bioleaf"], s.speed_batch)
     tasks = {name: task(name) for name in trainers}
+    counted = counted_flops(tasks["bioleaf"])  # an extra, untimed warm-up batch
     tasks["matmul"] = matmul_replay(matmuls, torch.Generator().manual_seed(seed + 4))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")
@@ -375,6 +393,7 @@ def speed(settings: BenchSettings, seed: int = 0) -> dict:
         "bptt_over_snntorch": sps["bptt"] / sps["snntorch"],
         "bioleaf_over_bptt": sps["bioleaf"] / sps["bptt"],
         "bioleaf_gflop_per_batch": flops / 1e9,
+        "bioleaf_gflop_per_batch_counted_by_torch": counted / 1e9,
         **{f"bioleaf_gflop_per_batch_{k}": v / 1e9 for k, v in sorted(by_kind.items())},
         "bioleaf_gflops": flops / med["bioleaf"] / 1e9,
         "matmul_gflops": flops / med["matmul"] / 1e9,
@@ -526,12 +545,11 @@ def run_bench(quick: bool = False, *, settings: BenchSettings | None = None) -> 
     """The whole bench (a, b, c) as one flat dict; ``quick``: tiny sizes, a smoke test of the bench."""
     snntorch, _ = require_snntorch()
     s = settings or (QUICK if quick else FULL)
-    if os.environ.get("BIOLEAF_BENCH_THREADS"):
-        try:
-            s = replace(s, threads=int(os.environ["BIOLEAF_BENCH_THREADS"]))
-        except ValueError:
-            raise UsageError(f"BIOLEAF_BENCH_THREADS: expected a number of threads, got "
-                             f"{os.environ['BIOLEAF_BENCH_THREADS']!r}") from None
+    env_threads = os.environ.get("BIOLEAF_BENCH_THREADS", "")
+    if env_threads:
+        if not env_threads.isdigit():
+            raise UsageError(f"BIOLEAF_BENCH_THREADS: expected a number of threads (0: all cores), got {env_threads!r}")
+        s = replace(s, threads=int(env_threads) or None)
     t0 = time.perf_counter()
     load_before = os.getloadavg()[0]
     threads_before = torch.get_num_threads()

@@ -15,7 +15,7 @@ RULE_NAMES = ("bioleaf", "stbp", "bptt")
 DATASETS = ("fashion-mnist", "mnist", "digits")
 OPTIMIZERS = ("adam", "sgd")
 SURROGATES = ("fast-sigmoid", "arctan")
-DEFAULT_LR = {"bioleaf": 3e-3, "stbp": 1e-3, "bptt": 1e-3}
+DEFAULT_LR = {"bioleaf": 1e-3, "stbp": 1e-3, "bptt": 1e-3}
 
 
 def parse_arch(arch: str) -> list[int]:

@@ -10,16 +10,30 @@ compartments and one interneuron per pyramidal cell of the layer above:
     I_l(t)   &= g_B\, v^B_l(t) + g_A\, v^A_l(t)                     &&\text{soma (integrate-and-fire)}\\
     I^I_l(t) &= g_B\, P_l\, x_l(t)                                  &&\text{interneuron soma}
 
-Output cells receive the teacher current in place of an apical input,
+Output cells are nudged by the teacher, a conductance-like current that pulls their somatic drive
+toward the target rate :math:`y_k \vartheta / T`; their apical (error) input is the teacher's pull
+measured against the cell's own prediction of its teacher-free rate:
 
-.. math::  c_k(t) = \beta\,\big(y_k \vartheta / T - [v^B_k(t)]_+\big), \qquad I_k(t) = v^B_k(t) + c_k(t),
+.. math::  I_k(t) = (1-\beta)\, v^B_k(t) + \beta\, y_k \vartheta / T, \qquad
+           c_k(t) = \beta\,\big(y_k \vartheta / T - \Delta[a_k]_+(t)\big), \qquad a_k(t) = \sum_{t' \le t} v^B_k(t'),
 
-which pulls their spike count from :math:`o_k` to :math:`(1-\beta)\, o_k + \beta\, y_k`.
+where :math:`\Delta[a]_+(t) = [a(t)]_+ - [a(t-1)]_+` is the increment of the cell's integrated,
+rectified basal potential (:math:`\sum_t \Delta[a]_+ = [\sum_t v^B]_+`, the count model's :math:`[W X]_+`).
+The count moves from :math:`o_k` to :math:`[(1-\beta) a_k + \beta y_k \vartheta]_+/\vartheta` (exactly
+:math:`y_k` at :math:`\beta = 1`, the default) and :math:`\sum_t c_k = \beta\vartheta\,(y_k - [\sum_t v^B_k]_+/\vartheta)`,
+the (negative, scaled) output error of the spiking error function.
 With no teacher (``targets=None``) ``c = 0``. Top-down signals arrive one step late (they are
 computed from the previous step's traces); bottom-up signals traverse all layers in one step.
 
-A presentation runs ``T`` steps on one batch and accumulates the local updates of
-:mod:`bioleaf.plasticity` online; nothing of size ``T`` is ever stored.
+Learning reads running sums kept during the presentation (see :mod:`bioleaf.plasticity`): the
+presynaptic trace sums :math:`X = \sum_t x(t)` and each cell's integrated apical input
+:math:`A = \sum_t v^A(t) + v^A(T)/(1-\lambda)` (the last term completes the PSPs still decaying at
+the end, so every top-down spike counts with its whole PSP area). With ``contrastive`` (default,
+learned interneurons) the bottom-up rule of hidden cells reads :math:`A^{teacher} - A^{free}`, the
+cell keeping its free-phase value :math:`A^{free}` (one number per cell) as a baseline.
+
+A presentation runs ``T`` steps on one batch and accumulates these sums online; nothing of size
+``T`` is ever stored. Updates are the rules of :mod:`bioleaf.plasticity` applied to the sums at the end.
 """
 
 from __future__ import annotations
@@ -189,7 +203,8 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
         return above @ circuit.B[l].T + inter_trace @ circuit.Q[l].T
 
     for t in range(steps):
-        x_in = neuron.lam * x_in + spikes(t)
+        s_in = spikes(t)
+        x_in = neuron.lam * x_in + s_in
         prev_pyr, prev_inter = pyr, inter
         pyr, inter = list(pyr), list(inter)
         fired, inter_fired, apicals = [], [], []
@@ -203,8 +218,12 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
                 a_new = a_out + basal
                 rate = torch.relu(a_new) - torch.relu(a_out)  # increment of [sum_t v^B]_+
                 a_out = a_new
-                apical = None if teacher_rate is None else params.teacher_strength * (teacher_rate - rate)
-                drive = basal if apical is None else basal + apical
+                if teacher_rate is None:
+                    apical, drive = None, basal
+                else:
+                    beta = params.teacher_strength
+                    apical = beta * (teacher_rate - rate)
+                    drive = (1 - beta) * basal + beta * teacher_rate
             if apical is not None:
                 A[l] += apical
             s, pyr[l] = if_step(drive, prev_pyr[l], neuron)
@@ -221,7 +240,7 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
                 inter_fired.append(s_inter)
                 pre, basal = pyr[l].trace, basal_above
         if rec is not None:
-            rec["input"].append((x_in[0] > 0).float())
+            rec["input"].append(s_in[0].clone())
             for l in range(L):
                 rec.setdefault(f"pyr{l}", []).append(fired[l][0].clone())
             for l in range(L - 1):
