@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -340,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"bioleaf {args.command}: error: {e}", file=sys.stderr)
+        if getattr(e, "abandon_process", False):  # --distributed lost a peer: skip the native teardown
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(e.exit_code)
         return e.exit_code
     except KeyboardInterrupt:
         if args.debug:

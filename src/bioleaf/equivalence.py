@@ -12,7 +12,9 @@ Four settings (``bioleaf check-equivalence``):
 - ``spiking``: the spiking microcircuit in the special circumstance: symmetric feedback
   ``B = W_above^T``, ideal interneurons ``P = W_above``, ``Q = -B``;
 - ``random_feedback``: the same with fixed random ``B`` (and ``Q = -B``);
-- ``untrained_interneurons``: symmetric feedback, ``P`` and ``Q`` at their initial value (zero).
+- ``untrained_interneurons``: symmetric feedback, ``P`` and ``Q`` at their initial value (zero),
+  without the free-phase baseline (``contrastive=False``), so the apical potential carries the raw
+  top-down activity.
 """
 
 from __future__ import annotations
@@ -93,18 +95,24 @@ def _stbp_count_model(weights, X, o, targets, threshold, kappa):
 
 def spiking_updates(circuit: Microcircuit, images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig,
                     generator: torch.Generator) -> tuple[list[torch.Tensor], list[torch.Tensor], list[float]]:
-    """BioLeaF's accumulated ``W`` updates (teacher presentation), ST-BP's gradients (free run of
-    the same input spikes) and the apical residual; nothing is applied to the circuit."""
+    """BioLeaF's ``W`` updates as training computes them, ST-BP's gradients (teacher-free run of the
+    bottom-up network) and the apical residual of the teacher-free circuit, all on the same input
+    spikes; nothing is applied to the circuit."""
     y = target_counts(labels, circuit.W[-1].shape[0], cfg.circuit.target_high, cfg.circuit.target_low)
-    encoder, n = cfg.encoder_obj(), images.shape[0]
-    start = generator.get_state()
-    fwd = simulate(circuit.W, encoder.stream(images, cfg.steps, generator), batch=n, steps=cfg.steps,
-                   neuron=cfg.neuron)
+    encoder, n, start = cfg.encoder_obj(), images.shape[0], generator.get_state()
+
+    def stream():
+        generator.set_state(start)
+        return encoder.stream(images, cfg.steps, generator)
+
+    fwd = simulate(circuit.W, stream(), batch=n, steps=cfg.steps, neuron=cfg.neuron)
     grads = stbp_gradients(circuit.W, fwd, y, cfg.neuron.threshold)
-    generator.set_state(start)
-    res = present(circuit, encoder.stream(images, cfg.steps, generator), y, batch=n, steps=cfg.steps,
-                  neuron=cfg.neuron, params=cfg.circuit, learn=Plasticity(W=True))
-    return [res.updates[f"W{l}"] for l in range(len(circuit.W))], grads, res.apical_residual
+    run = dict(batch=n, steps=cfg.steps, neuron=cfg.neuron, params=cfg.circuit)
+    free = present(circuit, stream(), None, **run)
+    contrastive = cfg.circuit.contrastive and cfg.circuit.interneurons == "learned"
+    res = present(circuit, stream(), y, learn=Plasticity(W=True),
+                  apical_baseline=free.apical_sums if contrastive else None, **run)
+    return [res.updates[f"W{l}"] for l in range(len(circuit.W))], grads, free.apical_residual
 
 
 def check_equivalence(cfg: TrainConfig, images: torch.Tensor, labels: torch.Tensor) -> dict[str, list[dict]]:
@@ -122,7 +130,7 @@ def check_equivalence(cfg: TrainConfig, images: torch.Tensor, labels: torch.Tens
     out["count_model"] = agreement(upd, grads)
     variants = {"spiking": ideal,
                 "random_feedback": dataclasses.replace(ideal, feedback="random"),
-                "untrained_interneurons": dataclasses.replace(ideal, interneurons="learned")}
+                "untrained_interneurons": dataclasses.replace(ideal, interneurons="learned", contrastive=False)}
     for name, params in variants.items():
         circ = build_circuit(sizes, params, torch.Generator().manual_seed(cfg.seed), cfg.init_scale)
         run_cfg = dataclasses.replace(cfg, circuit=params)

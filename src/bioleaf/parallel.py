@@ -28,9 +28,13 @@ DEFAULT_TIMEOUT_S = 300.0
 
 
 class PeerError(BioleafError):
-    """A collective failed or timed out: another rank died, hangs or cannot be reached (exit code 1)."""
+    """A collective failed or timed out: another rank died, hangs or cannot be reached (exit code 1).
+
+    The process cannot shut down cleanly after that (the backend's native threads may still wait on
+    the lost peer and abort the interpreter's exit), so the CLI leaves at once after the message."""
 
     exit_code = 1
+    abandon_process = True
 
 
 def dist_timeout(timeout_s: float | None = None) -> float:

@@ -115,6 +115,7 @@ def _activity(cfg: TrainConfig, sizes: list[int], tensors: dict, run_dir: Path, 
     for ax, key in zip(axes, panels):
         t, n = torch.nonzero(rec[key], as_tuple=True)
         ax.scatter(t.numpy(), n.numpy(), s=2, c="k")
+        ax.set_ylim(-0.5, rec[key].shape[1] - 0.5)
         ax.set_ylabel(_panel_name(key, hidden), fontsize=8)
     axes[0].set_title(f"spike rasters, test sample {sample} (label {int(label)}), teacher on")
     axes[-1].set_xlabel("time step")

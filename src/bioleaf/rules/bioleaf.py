@@ -16,8 +16,11 @@ batches run the free phase alone: the initial self-predicting phase.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
+from ..equivalence import agreement, spiking_updates
 from ..losses import predict, spike_count_error, target_counts
 from ..microcircuit import Microcircuit, Plasticity, build_circuit, present
 from .base import BatchStats, Rule
@@ -54,6 +57,14 @@ class BioleafRule(Rule):
 
     def after_load(self):
         self.circuit.sync_ideal(self.cfg.circuit)
+
+    def diagnostics(self, images, labels):
+        """Angle (degrees) between this circuit's ``W`` updates and the ST-BP gradient per layer, and
+        the teacher-free apical residual, on a fixed probe batch with fixed spikes."""
+        gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 4)
+        updates, grads, residual = spiking_updates(self.circuit, images, labels, self.cfg, gen)
+        angles = [math.degrees(math.acos(max(-1.0, min(1.0, row["cosine"])))) for row in agreement(updates, grads)]
+        return {"stbp_angle_deg": angles, "apical_residual": residual}
 
     def _present(self, images, labels, targets, generator, learn: Plasticity, baseline=None, apply=True):
         """One presentation of this process's shard; applies (all-reduced) updates if any and ``apply``."""
