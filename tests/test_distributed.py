@@ -30,6 +30,7 @@ from safetensors.torch import load_file
 from bioleaf import checkpoint as ckpt
 from bioleaf.config import TrainConfig
 from bioleaf.data import load_dataset
+from bioleaf.errors import DataError
 from bioleaf.parallel import LAUNCH_VARS, TIMEOUT_ENV
 from bioleaf.rules import make_rule
 from bioleaf.rules.base import Rule
@@ -226,14 +227,14 @@ def test_sigterm_to_one_rank_stops_every_rank_and_resume_matches_one_process(ran
     assert summary["world_size"] == 2 and summary["epochs"] == epoch + 1
 
 
-def fake_rank(rank: int, *, refused: bool = False, stop: bool = False) -> Parallel:
-    """Rank ``rank`` of 2, alone in this process: the other rank adds nothing to any all-reduce except
-    (white box) a true flag to ``Parallel.agree`` if ``refused``, and its stop flag (the last entry of the
-    per-batch statistics) if ``stop``."""
+def fake_rank(rank: int, *, peer: list[float] | None = None, stop: bool = False) -> Parallel:
+    """Rank ``rank`` of 2, alone in this process. White box: the other rank adds nothing to any
+    all-reduce, except its row ``peer`` to a ``Parallel.gather`` table of that width, and its stop flag
+    (the last entry of the per-batch statistics) if ``stop``."""
     def all_reduce(tensors):
         for t in tensors:
-            if refused and t.shape == (2, 1):
-                t[1 - rank] = 1.0
+            if peer is not None and t.shape == (2, len(peer)) and t.dtype == torch.float64:
+                t[1 - rank] = torch.tensor(peer, dtype=torch.float64)
             if stop and t.shape == (4,):
                 t[3] += 1.0
     return Parallel(rank=rank, world_size=2, all_reduce=all_reduce)
@@ -250,8 +251,19 @@ def test_rank_1_never_writes_even_with_checkpoints_and_a_stop(tmp_path, digits):
     assert list(out.iterdir()) == []
 
 
+@pytest.mark.parametrize("peer, message", [([1.0, 0.0], r"rank\(s\) 0 could not load"),
+                                           ([0.0, 12345.0], r"rank\(s\) 0 loaded a different")])
+def test_resume_stops_every_rank_unless_all_loaded_the_same_checkpoint(tmp_path, digits, peer, message):
+    cfg = TrainConfig(**{**BASE, "rule": "stbp", "limit": 100}).validate()
+    Trainer(cfg, digits, tmp_path, progress=False).run()
+    trainer = Trainer(cfg, digits, tmp_path, progress=False, parallel=fake_rank(1, peer=peer))
+    with pytest.raises(DataError, match=message):
+        trainer.load_checkpoint()
+    Trainer(cfg, digits, tmp_path, progress=False, parallel=fake_rank(1)).load_checkpoint()  # all agree: fine
+
+
 def test_other_ranks_stop_when_rank_0_refuses_the_output_directory(run_cli, monkeypatch, tmp_path):
-    monkeypatch.setattr("bioleaf.parallel.setup_parallel", lambda *args: fake_rank(1, refused=True))
+    monkeypatch.setattr("bioleaf.parallel.setup_parallel", lambda *args: fake_rank(1, peer=[1.0]))
     code, _, err = run_cli(*CLI_TRAIN, "--epochs", "1", "--distributed", "--out", str(tmp_path / "run"))
     assert code == 2 and "rejected by rank 0" in err and err.count("\n") == 1, err
     assert not (tmp_path / "run").exists()  # only rank 0 creates --out
