@@ -3,7 +3,8 @@
 - Equivalence: one torchrun launch trains every rule through ``tests/dist_worker.py`` (each rank runs a
   :class:`~bioleaf.train.Trainer` with ``setup_parallel(True, "cpu")`` and saves its tensors); the
   ranks must hold bitwise identical tensors, and match a single-process run with the same global
-  batch (max abs difference <= 1e-5; the float64 batch sums make it 0 in practice). Only rank 0 writes.
+  batch (max abs difference <= 1e-5; 0 for stbp and bptt, whose batch sums are float64; bioleaf's are
+  still float32, see ``docs/distributed.md``). Uneven and empty shards included. Only rank 0 writes.
 - Stop and resume: SIGTERM to one rank stops *both* after the same batch (rank 0 writes the
   checkpoint, exit 130); ``--resume`` under torchrun then ends exactly where an uninterrupted
   single-process run ends.
@@ -30,7 +31,7 @@ from safetensors.torch import load_file
 from bioleaf import checkpoint as ckpt
 from bioleaf.config import TrainConfig
 from bioleaf.data import load_dataset
-from bioleaf.errors import DataError
+from bioleaf.errors import DataError, DivergenceError
 from bioleaf.parallel import LAUNCH_VARS, TIMEOUT_ENV
 from bioleaf.rules import make_rule
 from bioleaf.rules.base import Rule
@@ -43,6 +44,7 @@ RUNS = {  # 1293 training digits: 41 batches, the last of 13 rows (shards of 7 a
     "stbp": dict(rule="stbp"),
     "bptt": dict(rule="bptt"),
     "bptt-empty-shard": dict(rule="bptt", limit=100, batch_size=89),  # 90 samples: a 1-row batch, rank 1 idle
+    "bioleaf-empty-shard": dict(rule="bioleaf", limit=100, batch_size=89, self_predict_batches=0),
 }
 TOLERANCE = 1e-5
 RUN_FILES = {"config.json", "metrics.jsonl", "checkpoint.safetensors", "model.safetensors", "summary.json"}
@@ -140,6 +142,7 @@ def trained(tmp_path_factory):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        log.close()
     assert code == 0, (out / "torchrun.log").read_text()[-4000:]
     return out, single
 
@@ -178,7 +181,7 @@ def test_two_ranks_match_one_process_with_the_same_global_batch(trained, name, m
     summary = json.loads((out / name / "rank0.json").read_text())
     assert summary["world_size"] == 2 and ref_summary["world_size"] == 1
     diff = max(float((tensors[k].double() - reference[k].double()).abs().max()) for k in reference)
-    if name == "bioleaf" and diff > TOLERANCE and not bioleaf_sums_in_float64(monkeypatch):
+    if RUNS[name]["rule"] == "bioleaf" and diff > TOLERANCE and not bioleaf_sums_in_float64(monkeypatch):
         pytest.xfail(f"max |dW| {diff:.2g}: microcircuit.present still sums the plasticity over the batch in "
                      "float32, so a 1e-7 rounding difference flips a spike and cascades (see docs/distributed.md)")
     assert diff <= TOLERANCE
@@ -227,16 +230,16 @@ def test_sigterm_to_one_rank_stops_every_rank_and_resume_matches_one_process(ran
     assert summary["world_size"] == 2 and summary["epochs"] == epoch + 1
 
 
-def fake_rank(rank: int, *, peer: list[float] | None = None, stop: bool = False) -> Parallel:
+def fake_rank(rank: int, *, peer: list[float] | None = None, stop: bool = False, diverged: bool = False) -> Parallel:
     """Rank ``rank`` of 2, alone in this process. White box: the other rank adds nothing to any
-    all-reduce, except its row ``peer`` to a ``Parallel.gather`` table of that width, and its stop flag
-    (the last entry of the per-batch statistics) if ``stop``."""
+    all-reduce, except its row ``peer`` to a ``Parallel.gather`` table of that width, and its flags in
+    the per-batch statistics ``[loss, correct, samples, stop, diverged]``."""
     def all_reduce(tensors):
         for t in tensors:
             if peer is not None and t.shape == (2, len(peer)) and t.dtype == torch.float64:
                 t[1 - rank] = torch.tensor(peer, dtype=torch.float64)
-            if stop and t.shape == (4,):
-                t[3] += 1.0
+            if t.shape == (5,):
+                t[3:] += torch.tensor([float(stop), float(diverged)], dtype=t.dtype)
     return Parallel(rank=rank, world_size=2, all_reduce=all_reduce)
 
 
@@ -251,15 +254,21 @@ def test_rank_1_never_writes_even_with_checkpoints_and_a_stop(tmp_path, digits):
     assert list(out.iterdir()) == []
 
 
+def test_a_divergence_on_another_rank_stops_this_one_too(tmp_path, digits):
+    cfg = TrainConfig(**{**BASE, "rule": "stbp"}).validate()
+    trainer = Trainer(cfg, digits, tmp_path, progress=False, parallel=fake_rank(0, diverged=True))
+    with pytest.raises(DivergenceError, match="^rule stbp: non-finite values on another rank at epoch 1, batch 1 "):
+        trainer.run()
+
+
 @pytest.mark.parametrize("peer, message", [([1.0, 0.0], r"rank\(s\) 0 could not load"),
-                                           ([0.0, 12345.0], r"rank\(s\) 0 loaded a different")])
+                                           ([0.0, 12345.0], r"rank\(s\) 1 loaded a different .* than rank 0")])
 def test_resume_stops_every_rank_unless_all_loaded_the_same_checkpoint(tmp_path, digits, peer, message):
     cfg = TrainConfig(**{**BASE, "rule": "stbp", "limit": 100}).validate()
     Trainer(cfg, digits, tmp_path, progress=False).run()
     trainer = Trainer(cfg, digits, tmp_path, progress=False, parallel=fake_rank(1, peer=peer))
     with pytest.raises(DataError, match=message):
         trainer.load_checkpoint()
-    Trainer(cfg, digits, tmp_path, progress=False, parallel=fake_rank(1)).load_checkpoint()  # all agree: fine
 
 
 def test_other_ranks_stop_when_rank_0_refuses_the_output_directory(run_cli, monkeypatch, tmp_path):

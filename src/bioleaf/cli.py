@@ -36,6 +36,7 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
     "--limit": ("limit", int, "use only the first N training samples"),
     "--val-fraction": ("val_fraction", float, "fraction of the training samples held out for validation"),
     "--device": ("device", str, "cpu or cuda[:N]"),
+    "--threads": ("threads", int, "CPU threads (0: torch's default; use 1 on a busy machine)"),
     "--encoder": ("encoder", str, f"input spike code: {', '.join(ENCODERS)}"),
     "--max-rate": ("max_rate", float, "spike probability per step at intensity 1"),
     "--init-scale": ("init_scale", float, "std of initial weights times sqrt(fan-in)"),
@@ -333,6 +334,18 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "check-equivalence": cmd_check
             "export": cmd_export, "compare": cmd_compare, "plot": cmd_plot, "bench": cmd_bench}
 
 
+def _unexpected(e: Exception) -> str:
+    """One line for an error that is not a :class:`BioleafError`: a file the system refused, exhausted
+    memory, or a bug (then say how to get the traceback)."""
+    first = " ".join(str(e).split())
+    if isinstance(e, OSError):
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        return f"{where}{e.strerror or first or type(e).__name__}"
+    if isinstance(e, MemoryError) or "can't allocate memory" in first or "out of memory" in first.lower():
+        return "out of memory (use a smaller --arch or --batch-size)"
+    return f"internal error: {type(e).__name__}: {first[:300]} (rerun with --debug for the traceback, and please report it)"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -340,17 +353,25 @@ def main(argv: list[str] | None = None) -> int:
     except BioleafError as e:
         if args.debug:
             raise
-        print(f"bioleaf {args.command}: error: {e}", file=sys.stderr)
+        print(f"bioleaf {args.command}: error: {' '.join(str(e).splitlines())}", file=sys.stderr)
         if getattr(e, "abandon_process", False):  # --distributed lost a peer: skip the native teardown
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(e.exit_code)
         return e.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a SIGINT outside training, or a second one during it: stop at once
         if args.debug:
             raise
-        print(f"bioleaf {args.command}: interrupted", file=sys.stderr)
+        last = Path(args.out) / "checkpoint.safetensors" if args.command == "train" else None
+        hint = (f"; the last checkpoint {last} is intact: continue with the same command plus --resume"
+                if last is not None and last.is_file() else "")
+        print(f"bioleaf {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
+    except Exception as e:  # never a traceback without --debug
+        if args.debug:
+            raise
+        print(f"bioleaf {args.command}: error: {_unexpected(e)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 
 from .encoding import Encoder
@@ -16,16 +17,44 @@ DATASETS = ("fashion-mnist", "mnist", "digits")
 OPTIMIZERS = ("adam", "sgd")
 SURROGATES = ("fast-sigmoid", "arctan")
 DEFAULT_LR = {"bioleaf": 1e-3, "stbp": 1e-3, "bptt": 1e-3}
+MAX_SEED = 2**63 - 1  # the trainer derives seed+1 .. seed+4, which must fit a generator's 64-bit seed
+MAX_SYNAPSES = 100_000_000  # bottom-up synapses of one network (x4 with B, P, Q and optimiser state)
+MAX_INIT_SCALE = 100.0
+
+# The flag that sets a config field, where it is not simply "--" + the field name with dashes
+# (nested fields of ``neuron`` and ``circuit`` are set by flags named after the nested field).
+FLAGS = {"learning_rate": "--lr", "neuron.tau_mem": "--tau-mem", "neuron.tau_syn": "--tau-syn",
+         "circuit.g_basal": "--g-basal", "circuit.g_apical": "--g-apical",
+         "circuit.teacher_strength": "--teacher-strength", "circuit.target_high": "--target-high",
+         "circuit.target_low": "--target-low"}
+
+
+def flag_of(field_name: str) -> str:
+    """The command-line flag of config field ``field_name`` (``"circuit.g_basal"`` -> ``"--g-basal"``)."""
+    return FLAGS.get(field_name, "--" + field_name.rsplit(".", 1)[-1].replace("_", "-"))
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def parse_arch(arch: str) -> list[int]:
     """``"784-400-10"`` -> ``[784, 400, 10]`` (at least input and output, every size >= 1)."""
+    if not isinstance(arch, str):
+        raise UsageError(f"--arch: expected layer sizes joined by '-', like 784-400-400-10, got {arch!r}")
     try:
         sizes = [int(p) for p in arch.split("-")]
     except ValueError:
         raise UsageError(f"--arch: expected layer sizes joined by '-', like 784-400-400-10, got {arch!r}") from None
     if len(sizes) < 2 or min(sizes) < 1 or max(sizes) > 100_000:
         raise UsageError(f"--arch: expected at least two sizes, each in 1..100000, got {arch!r}")
+    synapses = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    if synapses > MAX_SYNAPSES:
+        raise UsageError(f"--arch: {arch} has {synapses} bottom-up synapses, more than the supported {MAX_SYNAPSES}")
     return sizes
 
 
@@ -49,6 +78,7 @@ class TrainConfig:
     limit: int | None = None
     val_fraction: float = 0.1
     device: str = "cpu"
+    threads: int = 0  # CPU threads for torch; 0 = torch's default (results can differ between counts)
     encoder: str = "bernoulli"
     max_rate: float = 0.5
     init_scale: float = 0.15
@@ -92,39 +122,91 @@ class TrainConfig:
         return Encoder(self.encoder, self.max_rate)
 
     def validate(self) -> "TrainConfig":
-        """Raise :class:`UsageError` naming the flag for any impossible value."""
+        """Raise :class:`UsageError` naming the flag for any impossible value or type.
+
+        Types are checked first (a config can also come from JSON or from Python), then ranges, then
+        the cross-checks (``--target-high`` against ``--steps``, ``--lr-layers`` against ``--arch``).
+        """
         choices = [("rule", RULE_NAMES), ("dataset", DATASETS), ("optimizer", OPTIMIZERS),
-                   ("surrogate", SURROGATES), ("device", ("cpu", "cuda"))]
+                   ("surrogate", SURROGATES)]
         for name, allowed in choices:
             value = getattr(self, name)
-            if value not in allowed and not (name == "device" and str(value).startswith("cuda:")):
+            if not isinstance(value, str) or value not in allowed:
                 raise UsageError(f"--{name}: expected one of {', '.join(allowed)}, got {value!r}")
-        positive_int = [("steps", 1, 100_000), ("epochs", 1, 100_000), ("batch_size", 1, 1_000_000),
-                        ("self_predict_batches", 0, 10_000_000)]
-        for name, lo, hi in positive_int:
+        if not isinstance(self.device, str) or not re.fullmatch(r"cpu|cuda(:[0-9]{1,4})?", self.device):
+            raise UsageError(f"--device: expected one of cpu, cuda, cuda:N, got {self.device!r}")
+        if self.data_dir is not None and not (isinstance(self.data_dir, str) and self.data_dir):
+            raise UsageError(f"--data-dir: expected a directory name, got {self.data_dir!r}")
+        for name in ("arch", "lr_layers", "encoder"):
+            if not isinstance(getattr(self, name), str):
+                raise UsageError(f"{flag_of(name)}: expected text, got {getattr(self, name)!r}")
+        ints = [("steps", 1, 100_000), ("epochs", 1, 100_000), ("batch_size", 1, 1_000_000),
+                ("self_predict_batches", 0, 10_000_000), ("seed", 0, MAX_SEED)]
+        if self.limit is not None:
+            ints.append(("limit", 10, 10**9))
+        for name, lo, hi in ints:
             value = getattr(self, name)
-            if not isinstance(value, int) or not lo <= value <= hi:
-                raise UsageError(f"--{name.replace('_', '-')}: expected an integer in {lo}..{hi}, got {value!r}")
-        positive = [("learning_rate", "lr"), ("init_scale", "init-scale"), ("ce_temperature", "ce-temperature"),
-                    ("surrogate_slope", "surrogate-slope")]
-        for attr, flag in positive:
-            value = getattr(self, attr)
-            if not (isinstance(value, (int, float)) and 0 < value < math.inf):
-                raise UsageError(f"--{flag}: expected a finite number > 0, got {value!r}")
-        nonneg = [("momentum", 1.0), ("weight_decay", 1.0), ("lr_interneuron", 1.0), ("lr_feedback", 1.0),
-                  ("feedback_decay", 1.0)]
-        for name, hi in nonneg:
+            if not _is_int(value) or not lo <= value <= hi:
+                raise UsageError(f"{flag_of(name)}: expected an integer in {lo}..{hi}, got {value!r}")
+        if self.lr is not None and not (_is_number(self.lr) and 0 < self.lr < math.inf):
+            raise UsageError(f"--lr: expected a finite number > 0, got {self.lr!r}")
+        ranges = [  # (field, low, high, low included, high included)
+            ("init_scale", 0, MAX_INIT_SCALE, False, True), ("ce_temperature", 0, math.inf, False, False),
+            ("surrogate_slope", 0, math.inf, False, False), ("val_fraction", 0, 0.5, True, True),
+            ("max_rate", 0, 1, False, True), ("momentum", 0, 1, True, False), ("weight_decay", 0, 1, True, False),
+            ("lr_interneuron", 0, 1, True, False), ("lr_feedback", 0, 1, True, False),
+            ("feedback_decay", 0, 1, True, False)]
+        for name, lo, hi, lo_in, hi_in in ranges:
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and 0 <= value < hi):
-                raise UsageError(f"--{name.replace('_', '-')}: expected a number in [0, {hi}), got {value!r}")
-        if self.limit is not None and self.limit < 10:
-            raise UsageError(f"--limit: expected at least 10 training samples, got {self.limit}")
+            ok = _is_number(value) and (lo <= value if lo_in else lo < value) and (value <= hi if hi_in else value < hi)
+            if not ok:
+                shown = f"{'[' if lo_in else '('}{lo}, {'inf' if hi == math.inf else hi}{']' if hi_in else ')'}"
+                raise UsageError(f"{flag_of(name)}: expected a number in {shown}, got {value!r}")
+        self._validate_nested()
         self.encoder_obj()
         self.neuron.validate()
+        high, low = self.circuit.target_high, self.circuit.target_low
+        if 0 <= low < high < math.inf and high > self.steps:
+            raise UsageError(f"--steps/--target-high: a cell spikes at most once per step, so --target-high {high} "
+                             f"needs --steps >= {math.ceil(high)}, got --steps {self.steps}")
         self.circuit.validate(self.steps)
+        if self.lr_layers:
+            parts = self.lr_layers.split(",")
+            try:
+                mult = [float(m) for m in parts]
+            except ValueError:
+                mult = [math.nan]
+            if not all(0 < m < math.inf for m in mult):
+                raise UsageError(f"--lr-layers: expected positive numbers joined by ',', got {self.lr_layers!r}")
         if self.arch:
-            parse_arch(self.arch)
+            sizes = parse_arch(self.arch)
+            if self.lr_layers:
+                self.layer_lrs(len(sizes) - 1)
         return self
+
+    def _validate_nested(self) -> None:
+        """Types (and integer ranges) of the ``neuron`` and ``circuit`` fields, before their own checks."""
+        if not isinstance(self.neuron, NeuronParams):
+            raise UsageError(f"config: neuron must be NeuronParams, got {type(self.neuron).__name__}")
+        if not isinstance(self.circuit, CircuitParams):
+            raise UsageError(f"config: circuit must be CircuitParams, got {type(self.circuit).__name__}")
+        numbers = [("neuron", n) for n in ("threshold", "tau_mem", "tau_syn", "dt")]
+        numbers += [("circuit", n) for n in ("g_basal", "g_apical", "teacher_strength", "target_high", "target_low")]
+        for group, name in numbers:
+            value = getattr(getattr(self, group), name)
+            if not _is_number(value):
+                raise UsageError(f"{flag_of(f'{group}.{name}')}: expected a number, got {value!r}")
+        refractory = self.neuron.refractory
+        if not _is_int(refractory) or not 0 <= refractory <= 100_000:
+            raise UsageError(f"--refractory: expected an integer in 0..100000 (steps), got {refractory!r}")
+        for name in ("feedback", "interneurons"):
+            value = getattr(self.circuit, name)
+            if not isinstance(value, str):
+                raise UsageError(f"--{name}: expected text, got {value!r}")
+        for name in ("contrastive", "center_feedback"):
+            value = getattr(self.circuit, name)
+            if not isinstance(value, bool):
+                raise UsageError(f"config: circuit.{name} must be true or false, got {value!r}")
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
@@ -138,13 +220,13 @@ class TrainConfig:
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise UsageError(f"config: unknown keys {sorted(unknown)}")
-        neuron = dict(d.pop("neuron", {}))
-        circuit = dict(d.pop("circuit", {}))
-        if "tau_mem" in neuron:
-            neuron["tau_mem"] = _inf_from_json(neuron["tau_mem"])
         try:
+            neuron = dict(d.pop("neuron", {}))
+            circuit = dict(d.pop("circuit", {}))
+            if "tau_mem" in neuron:
+                neuron["tau_mem"] = _inf_from_json(neuron["tau_mem"])
             return cls(**d, neuron=NeuronParams(**neuron), circuit=CircuitParams(**circuit))
-        except TypeError as e:
+        except (TypeError, ValueError) as e:
             raise UsageError(f"config: {e}") from None
 
 

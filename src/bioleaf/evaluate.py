@@ -10,7 +10,7 @@ import torch
 from . import checkpoint as ckpt
 from .config import TrainConfig
 from .data import load_dataset
-from .errors import DataError
+from .errors import DataError, UsageError
 from .rules import Rule, make_rule
 from .train import accuracy, resolve_device
 
@@ -23,11 +23,18 @@ def load_model(run_dir: Path) -> tuple[TrainConfig, Rule]:
     tensors, meta = ckpt.load_tensors(path)
     if meta.get("kind") != "model" or not isinstance(meta.get("config"), dict):
         raise DataError(f"{path}: not a bioleaf model file (kind={meta.get('kind')!r})")
-    cfg = TrainConfig.from_json(meta["config"]).validate()
+    try:
+        cfg = TrainConfig.from_json(meta["config"]).validate()
+    except UsageError as e:  # the file, not the user's flags, is wrong
+        raise DataError(f"{path}: bad configuration in the metadata ({e})") from None
     sizes = meta.get("sizes")
     if not isinstance(sizes, list) or not all(isinstance(s, int) and s > 0 for s in sizes) or len(sizes) < 2:
         raise DataError(f"{path}: bad 'sizes' in metadata: {sizes!r}")
-    rule = make_rule(cfg, sizes, torch.Generator().manual_seed(0), resolve_device(cfg.device))
+    try:
+        device = resolve_device(cfg.device)
+    except UsageError:  # trained on a GPU this machine lacks: the weights evaluate on the CPU as well
+        device = torch.device("cpu")
+    rule = make_rule(cfg, sizes, torch.Generator().manual_seed(0), device)
     expected = {f"W{l}": w for l, w in enumerate(rule.weights)}
     ckpt.check_tensors(path, tensors, expected)
     with torch.no_grad():
@@ -39,7 +46,12 @@ def load_model(run_dir: Path) -> tuple[TrainConfig, Rule]:
 def evaluate_run(run_dir: Path, data_dir: str | None = None) -> dict:
     """Test accuracy of a finished run, reproducing the trainer's evaluation exactly."""
     cfg, rule = load_model(run_dir)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     data = load_dataset(cfg.dataset, data_dir or cfg.data_dir, limit=cfg.limit, val_fraction=cfg.val_fraction)
+    if data.input_size != rule.sizes[0]:
+        raise DataError(f"{data.source}: images have {data.input_size} pixels, but the model in {run_dir} expects "
+                        f"{rule.sizes[0]} inputs ({'-'.join(map(str, rule.sizes))})")
     acc = accuracy(rule, data.test_x, data.test_y, cfg.seed, rule.device)
     return {"rule": cfg.rule, "dataset": cfg.dataset, "arch": "-".join(map(str, rule.sizes)),
             "test_accuracy": acc, "test_samples": len(data.test_x)}

@@ -65,9 +65,12 @@ def setup_parallel(distributed: bool, device: str, timeout_s: float | None = Non
                          "torchrun --nproc_per_node=K -m bioleaf train ... --distributed")
     backend = "nccl" if device.startswith("cuda") else "gloo"
     rank = int(os.environ["RANK"])
+    if backend == "nccl" and device != "cuda" and int(os.environ.get("LOCAL_WORLD_SIZE", "1")) > 1:
+        raise UsageError(f"--device {device}: with several ranks per machine use --device cuda "
+                         "(each rank then takes the GPU cuda:LOCAL_RANK)")
     if not dist.is_initialized():
         if backend == "nccl":
-            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+            torch.cuda.set_device(torch.device(device).index if device != "cuda" else int(os.environ["LOCAL_RANK"]))
         try:
             dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
         except (RuntimeError, ValueError) as e:

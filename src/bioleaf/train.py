@@ -32,13 +32,24 @@ import torch
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
-from .config import TrainConfig
+from .config import TrainConfig, flag_of
 from .data import Dataset
 from .errors import BioleafError, DataError, DivergenceError, UsageError
 from .rules import Rule, make_rule
 
 EVAL_BATCH = 1000
 PROBE_SAMPLES = 64
+
+
+def _flatten(config: dict, prefix: str = "") -> dict:
+    """``{"neuron": {"dt": 1.0}}`` -> ``{"neuron.dt": 1.0}`` (nested settings compared one by one)."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 class Interrupted(BioleafError):
@@ -114,13 +125,39 @@ def accuracy(rule: Rule, x: torch.Tensor, y: torch.Tensor, seed: int, device: to
     return correct / len(x)
 
 
-def check_finite(rule: Rule, epoch: int, batch: int) -> None:
-    """Stop with :class:`DivergenceError` naming the tensor if any learned value is NaN/Inf."""
-    for name, t in rule.tensors().items():
+def check_finite(rule: Rule, epoch: int, batch: int, checkpoint: Path | None = None) -> None:
+    """Stop with :class:`DivergenceError` naming the rule, tensor, layer, epoch and batch if any learned value
+    (a weight, or its optimiser state: the accumulated updates) or an apical potential is NaN/Inf.
+    ``checkpoint``: the last good checkpoint (it is never overwritten with the bad values)."""
+    kept = (f"the last good checkpoint {checkpoint} is kept" if checkpoint is not None and checkpoint.exists()
+            else "no checkpoint had been written yet")
+
+    def fail(what: str) -> None:
+        raise DivergenceError(f"rule {rule.name}: non-finite values in {what} at epoch {epoch + 1}, batch {batch + 1}; "
+                              f"{kept} (lower --lr or --teacher-strength)")
+
+    tensors = rule.tensors()
+    for name, t in tensors.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise DivergenceError(f"rule {rule.name}: non-finite values in {name} (layer {name[1:]}) at epoch "
-                                  f"{epoch + 1}, batch {batch + 1}; the last good checkpoint is kept "
-                                  f"(lower --lr or --teacher-strength)")
+            fail(f"{name} (layer {name[1:]})")
+    names = {id(t): name for name, t in tensors.items()}
+    for param, state in (rule.optimizer.state.items() if rule.optimizer is not None else ()):
+        for key, value in state.items():
+            if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                name = names.get(id(param), "?")
+                fail(f"the optimiser's {key} of {name} (layer {name[1:]})")
+    for l, residual in enumerate(getattr(rule, "last_apical_residual", None) or []):
+        if not math.isfinite(residual):
+            fail(f"the apical potentials (layer {l})")
+
+
+def _json_finite(value):
+    """``value`` with every non-finite float (also inside lists) replaced by None (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (list, tuple)):
+        return [_json_finite(v) for v in value]
+    return value
 
 
 class StopRequest:
@@ -174,6 +211,11 @@ class Trainer:
         self.par = parallel or Parallel()
         self.device = resolve_device(cfg.device)
         self.sizes = cfg.sizes(data.input_size, data.num_classes)
+        if len(data.train_x) == 0:
+            raise DataError(f"{cfg.dataset}: no training samples left after holding out {len(data.val_x)} for "
+                            "validation (use more samples, --limit or a smaller --val-fraction)")
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.rule = make_rule(cfg, self.sizes, torch.Generator().manual_seed(cfg.seed), self.device)
         self.order_gen = torch.Generator().manual_seed(cfg.seed + 1)
@@ -227,10 +269,12 @@ class Trainer:
         if meta.get("kind") != "checkpoint":
             raise DataError(f"{path}: not a training checkpoint (kind={meta.get('kind')!r})")
         saved = meta.get("config", {})
-        now = self.cfg.to_json()
+        if not isinstance(saved, dict):
+            raise DataError(f"{path}: incomplete checkpoint (no configuration)")
+        saved, now = _flatten(saved), _flatten(self.cfg.to_json())
         diff = sorted(k for k in set(saved) | set(now) if k != "epochs" and saved.get(k) != now.get(k))
         if diff:
-            shown = ", ".join(f"--{k.replace('_', '-')} {saved.get(k)!r} (now {now.get(k)!r})" for k in diff[:4])
+            shown = ", ".join(f"{flag_of(k)} {saved.get(k)!r} (now {now.get(k)!r})" for k in diff[:4])
             raise UsageError(f"--resume: the flags differ from the checkpoint in {path}: {shown}")
         net = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
         ckpt.check_tensors(path, net, self.rule.tensors())
@@ -246,6 +290,9 @@ class Trainer:
             self.spike_gen.set_state(tensors["rng.spikes"].to(torch.uint8))
         except (KeyError, TypeError, RuntimeError) as e:
             raise DataError(f"{path}: incomplete checkpoint ({str(e).splitlines()[0]})") from None
+        if self.state.epoch > self.cfg.epochs or (self.state.epoch == self.cfg.epochs and self.state.batch > 0):
+            raise UsageError(f"--epochs {self.cfg.epochs}: the checkpoint in {path} is already at epoch "
+                             f"{self.state.epoch + (self.state.batch > 0)}; resume with at least that many --epochs")
 
     def save_model(self) -> None:
         if not self.par.is_main:
@@ -279,13 +326,24 @@ class Trainer:
             x, y = data.train_x[idx].to(self.device), data.train_y[idx].to(self.device)
             t0 = time.perf_counter()
             stats = self.rule.train_batch(x, y, self.spike_gen)
-            check_finite(self.rule, st.epoch, st.batch)
-            # one all-reduce sums the statistics and agrees on stopping: every rank stops after the same batch
-            loss_sum = stats.loss_sum if stats.samples else 0.0  # an empty shard (batch < ranks) adds nothing
-            totals = torch.tensor([loss_sum, stats.correct, stats.samples, float(stop.requested is not None)],
-                                  dtype=torch.float64)
+            diverged = None
+            if stats.samples:  # an idle rank (empty shard: batch < ranks) leaves the checks to the others
+                try:
+                    check_finite(self.rule, st.epoch, st.batch, self.checkpoint_path)
+                except DivergenceError as e:
+                    diverged = e
+            # one all-reduce sums the statistics and agrees on stopping (a signal or a divergence on any
+            # rank): every rank stops after the same batch, none is left waiting in a collective
+            loss_sum = stats.loss_sum if stats.samples else 0.0
+            totals = torch.tensor([loss_sum, stats.correct, stats.samples, float(stop.requested is not None),
+                                   float(diverged is not None)], dtype=torch.float64)
             if self.par.world_size > 1:
                 self.par.all_reduce([totals])
+            if diverged is not None:
+                raise diverged
+            if totals[4] > 0:
+                raise DivergenceError(f"rule {self.rule.name}: non-finite values on another rank at epoch {st.epoch + 1}, "
+                                      f"batch {st.batch + 1} (see its message)")
             st.seconds += time.perf_counter() - t0
             st.loss_sum += float(totals[0])
             st.correct += int(totals[1])
@@ -314,7 +372,7 @@ class Trainer:
                "seconds": st.seconds, "samples_per_second": st.samples / max(st.seconds, 1e-9)}
         probe = slice(0, min(PROBE_SAMPLES, len(data.train_x)))
         row.update(self.rule.diagnostics(data.train_x[probe].to(self.device), data.train_y[probe].to(self.device)))
-        row = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+        row = {k: _json_finite(v) for k, v in row.items()}
         st.history.append(row)
         st.train_seconds += st.seconds
         st.train_samples += st.samples
