@@ -203,6 +203,7 @@ CASES = [
     ("seed-negative", T + ["--seed=-1"], USAGE, "--seed: expected an integer in 0..9223372036854775807, got -1"),
     ("seed-huge", T + ["--seed", str(2**70)], USAGE, f"--seed: expected an integer in 0..9223372036854775807, got {2**70}"),
     ("limit-small", T + ["--limit", "5"], USAGE, "--limit: expected an integer in 10..1000000000, got 5"),
+    ("threads", T + ["--threads=-1"], USAGE, "--threads: expected an integer in 0..4096, got -1"),
     ("val-fraction", T + ["--val-fraction", "0.9"], USAGE, "--val-fraction: expected a number in [0, 0.5], got 0.9"),
     ("val-fraction-nan", T + ["--val-fraction", "nan"], USAGE, "--val-fraction: expected a number in [0, 0.5], got nan"),
     ("encoder", T + ["--encoder", "morse"], USAGE, "--encoder: expected one of bernoulli, regular, latency, got 'morse'"),

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
 from bioleaf import data
-from bioleaf.data import FASHION_MNIST_DIR, Dataset, batches, dataset_available, load_dataset, read_idx
+from bioleaf.data import FASHION_MNIST_DIR, Dataset, dataset_available, load_dataset, read_idx
 from bioleaf.errors import DataError, UsageError
 
 TMP_OK = settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
@@ -356,34 +356,6 @@ def test_limit_and_validation_split(digits_full, limit, fraction):
     assert torch.equal(ds.train_x, digits_full.train_x[: n - n_val])
     assert torch.equal(ds.val_x, digits_full.train_x[n - n_val : n])
     assert torch.equal(ds.test_y, digits_full.test_y)
-
-
-# ---------------------------------------------------------------- batches
-
-
-def test_batches_keep_order_without_generator():
-    x, y = torch.arange(20.0).reshape(10, 2), torch.arange(10)
-    got = list(batches(x, y, 4, generator=None))
-    assert [len(yb) for _, yb in got] == [4, 4, 2]
-    assert torch.equal(torch.cat([yb for _, yb in got]), y)
-    assert torch.equal(torch.cat([xb for xb, _ in got]), x)
-
-
-def test_batches_shuffle_with_generator():
-    x, y = torch.arange(100.0).unsqueeze(1), torch.arange(100)
-    first = list(batches(x, y, 32, generator=torch.Generator().manual_seed(1)))
-    second = list(batches(x, y, 32, generator=torch.Generator().manual_seed(1)))
-    order = torch.cat([yb for _, yb in first])
-    assert [len(yb) for _, yb in first] == [32, 32, 32, 4]
-    assert sorted(order.tolist()) == list(range(100)) and not torch.equal(order, y)
-    assert torch.equal(order, torch.randperm(100, generator=torch.Generator().manual_seed(1)))
-    assert all(torch.equal(xb.squeeze(1).long(), yb) for xb, yb in first)
-    assert torch.equal(order, torch.cat([yb for _, yb in second]))
-
-
-def test_batches_bad_size():
-    with pytest.raises(UsageError):
-        list(batches(torch.zeros(3, 1), torch.zeros(3), 0, generator=None))
 
 
 # ---------------------------------------------------------------- real Fashion-MNIST

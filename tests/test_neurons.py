@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from bioleaf.errors import UsageError
-from bioleaf.neurons import NeuronParams, if_init, if_step, trace_step
+from bioleaf.neurons import NeuronParams, if_init, if_step
 
 
 def run(currents, p):
@@ -56,11 +56,6 @@ def test_step_is_pure():
     before = [t.clone() for t in state]
     if_step(torch.ones(2, 3) * 2, state, p)
     assert all(torch.equal(a, b) for a, b in zip(before, state))
-
-
-def test_trace_step():
-    x = trace_step(torch.tensor([2.0]), torch.tensor([1.0]), 0.5)
-    assert float(x) == 2.0
 
 
 @pytest.mark.parametrize("field,value", [("threshold", 0.0), ("tau_mem", -1.0), ("tau_syn", 0.0),

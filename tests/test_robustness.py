@@ -7,7 +7,9 @@
   metrics (all but wall-clock seconds) equal those of an uninterrupted run with the same seed.
   Every run is single-threaded (``OMP_NUM_THREADS=1`` in the subprocesses, ``torch.set_num_threads(1)``
   in this process), so the uninterrupted reference and the final resume run in-process (cheaper:
-  no second interpreter start); the stbp test also resumes in subprocesses.
+  no second interpreter start); the stbp test also resumes in subprocesses. The subprocesses read
+  the bundled digits written as IDX files (``--dataset mnist --data-dir``), which spares each of
+  them the scikit-learn import.
 - A second SIGINT stops at once and leaves the last checkpoint whole and loadable.
 - Corrupted checkpoints (truncated, bit-flipped, foreign, wrong shape/dtype, missing tensor) are
   refused with one line naming the file and the problem, exit code 1.

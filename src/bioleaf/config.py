@@ -141,7 +141,7 @@ class TrainConfig:
             if not isinstance(getattr(self, name), str):
                 raise UsageError(f"{flag_of(name)}: expected text, got {getattr(self, name)!r}")
         ints = [("steps", 1, 100_000), ("epochs", 1, 100_000), ("batch_size", 1, 1_000_000),
-                ("self_predict_batches", 0, 10_000_000), ("seed", 0, MAX_SEED)]
+                ("self_predict_batches", 0, 10_000_000), ("seed", 0, MAX_SEED), ("threads", 0, 4096)]
         if self.limit is not None:
             ints.append(("limit", 10, 10**9))
         for name, lo, hi in ints:

@@ -11,7 +11,6 @@ import math
 import os
 import struct
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -186,23 +185,6 @@ def dataset_available(name: str, data_dir: str | os.PathLike | None = None) -> b
         return False
     directory = Path(data_dir if data_dir is not None else FASHION_MNIST_DIR)
     return all(_find_idx(directory, base) is not None for base in _IDX_FILES.values())
-
-
-def batches(
-    x: torch.Tensor, y: torch.Tensor, batch_size: int, *, generator: torch.Generator | None
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield `(xb, yb)` mini-batches, the last one possibly smaller.
-
-    With a generator the samples are shuffled by `torch.randperm(n, generator=generator)`;
-    with None they keep their order.
-    """
-    if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
-    n = len(y)
-    order = torch.randperm(n, generator=generator) if generator is not None else None
-    for start in range(0, n, batch_size):
-        index = slice(start, start + batch_size) if order is None else order[start : start + batch_size]
-        yield x[index], y[index]
 
 
 def _check_name(name: str) -> None:

@@ -108,8 +108,3 @@ def if_step(current: torch.Tensor, state: IFState, p: NeuronParams,
     v = v - p.threshold * s
     trace = p.lam * state.trace + s
     return s, IFState(v, refrac, trace, state.count + s)
-
-
-def trace_step(trace: torch.Tensor, spikes: torch.Tensor, lam: float) -> torch.Tensor:
-    """Presynaptic trace ``x(t) = lam * x(t-1) + s(t)`` (used for input spike trains)."""
-    return lam * trace + spikes
