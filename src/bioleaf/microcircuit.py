@@ -152,10 +152,9 @@ class Plasticity:
 @dataclass
 class Presentation:
     """What one presentation returns: output counts and potentials, the teacher-free count each
-    output cell predicts from its own basal potential (:math:`\sum_t [v^B_k(t)]_+ / \vartheta`),
-    accumulated updates
-    (``name -> [n_post, n_pre]``, summed over batch and time), and the mean absolute apical
-    potential of each hidden layer (the residual of the self-predicting state)."""
+    output cell predicts from its own basal potential (``[sum_t v^B]_+ / theta``), the updates of the
+    plastic synapses (``name -> [n_post, n_pre]``, summed over the batch), the integrated apical
+    residual of each hidden layer (mean ``|A| / T``) and the integrated apical potentials ``A``."""
 
     counts: torch.Tensor
     potentials: torch.Tensor
