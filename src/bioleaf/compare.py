@@ -87,10 +87,14 @@ def _train(train_args: list[str], v: Variant, seed: int, run_dir: Path, quiet: b
         cmd += ["--feedback", v.feedback]
     if not quiet:
         print(f"compare: training {v.label} seed {seed} -> {run_dir}", file=sys.stderr, flush=True)
-    done = subprocess.run(cmd, stdout=subprocess.DEVNULL if quiet else sys.stderr, stderr=subprocess.PIPE, text=True)
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-        raise DataError(f"compare: run {v.label} seed {seed} failed (exit {done.returncode}): {last}")
+    last = "(no message)"
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as child:
+        for line in child.stdout:  # the run's epoch lines, relayed as they come
+            last = line.strip() or last
+            if not quiet:
+                print(line, end="", file=sys.stderr, flush=True)
+    if child.returncode != 0:
+        raise DataError(f"compare: run {v.label} seed {seed} failed (exit {child.returncode}): {last}")
 
 
 def _read_run(run_dir: Path) -> tuple[dict, list[dict]]:
