@@ -27,7 +27,7 @@ import torch
 from .config import TrainConfig
 from .losses import target_counts
 from .microcircuit import Microcircuit, Plasticity, build_circuit, present
-from .network import simulate
+from .network import Forward, simulate
 from .rules.stbp import stbp_gradients
 
 SETTINGS = ("count_model", "spiking", "random_feedback", "untrained_interneurons")
@@ -78,19 +78,9 @@ def count_model_updates(weights: list[torch.Tensor], x0: torch.Tensor, targets: 
         apical = (kappa * (nudged - torch.relu(a[l + 1])) / threshold) @ weights[l + 1]
         updates.append(((a[l] > 0).to(apical.dtype) * apical).T @ X[l])
         nudged = torch.relu(a[l] + g_apical * apical)
-    fwd_counts = [torch.relu(z) / threshold for z in a]
-    grads = _stbp_count_model(weights, X, fwd_counts, targets, threshold, kappa)
+    counts = [torch.relu(z) / threshold for z in a]
+    grads = stbp_gradients(weights, Forward(counts=counts, trace_sums=X, potentials=counts[-1]), targets, threshold)
     return updates[::-1], grads
-
-
-def _stbp_count_model(weights, X, o, targets, threshold, kappa):
-    """ST-BP formulas with a constant :math:`\\kappa` (see :mod:`bioleaf.rules.stbp`)."""
-    delta = (o[-1] - targets) * ((o[-1] > 0) | (targets > o[-1])).to(targets.dtype) / threshold
-    grads = [delta.T @ X[-2]]
-    for l in range(len(weights) - 2, -1, -1):
-        delta = (delta @ weights[l + 1]) * kappa * (o[l] > 0).to(delta.dtype) / threshold
-        grads.append(delta.T @ X[l])
-    return grads[::-1]
 
 
 def spiking_updates(circuit: Microcircuit, images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig,

@@ -17,6 +17,12 @@ from .encoding import SpikeStream
 from .neurons import NeuronParams, SpikeFn, heaviside, if_init, if_step
 
 
+def batch_outer_sum(post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
+    """``post.T @ pre``: the per-sample outer products ``[n_post, n_pre]`` summed over the batch rows,
+    in float64, so the sum does not depend on how the batch is split across processes."""
+    return post.T.to(torch.float64) @ pre.to(torch.float64)
+
+
 @dataclass
 class Forward:
     """Spike counts ``o_l`` and trace sums ``X_l`` per layer (``X[0]`` is the input's), and the

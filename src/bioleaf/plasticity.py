@@ -23,11 +23,7 @@ from __future__ import annotations
 
 import torch
 
-
-def _batch_sum(post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
-    """``post.T @ pre``: the sum over the batch's presentations of each synapse's product, in
-    float64 so that the sum does not depend on how the batch is split across processes."""
-    return post.T.to(torch.float64) @ pre.to(torch.float64)
+from .network import batch_outer_sum
 
 
 def basal_error_stdp(pre_sum: torch.Tensor, apical_sum: torch.Tensor, active: torch.Tensor,
@@ -43,7 +39,7 @@ def basal_error_stdp(pre_sum: torch.Tensor, apical_sum: torch.Tensor, active: to
     :math:`\sum_t c_i(t)`. ``active`` is the cell's own gate :math:`g_i = [n_i > 0]` (it fired in this
     presentation; all ones at output cells, whose teacher current is already rectified).
     """
-    return _batch_sum(apical_sum * active, pre_sum) / steps
+    return batch_outer_sum(apical_sum * active, pre_sum) / steps
 
 
 def interneuron_prediction(pre_sum: torch.Tensor, partner_count: torch.Tensor,
@@ -58,7 +54,7 @@ def interneuron_prediction(pre_sum: torch.Tensor, partner_count: torch.Tensor,
     (smooth, unlike its own spikes). A delta rule: at the fixed point :math:`\hat n^I = n^{partner}`
     on the inputs seen, i.e. ``P`` reproduces ``W`` of the layer above on the activity subspace.
     """
-    return _batch_sum(partner_count - own_predicted_count, pre_sum) / steps
+    return batch_outer_sum(partner_count - own_predicted_count, pre_sum) / steps
 
 
 def apical_cancellation(interneuron_sum: torch.Tensor, apical_sum: torch.Tensor, steps: int) -> torch.Tensor:
@@ -70,7 +66,7 @@ def apical_cancellation(interneuron_sum: torch.Tensor, apical_sum: torch.Tensor,
     With no teacher the apical potential then settles at ~0: the self-predicting state, in exactly
     the quantity the bottom-up rule reads.
     """
-    return -_batch_sum(apical_sum, interneuron_sum) / steps
+    return -batch_outer_sum(apical_sum, interneuron_sum) / steps
 
 
 def feedback_mirror(pre_sum: torch.Tensor, own_sum: torch.Tensor, steps: int) -> torch.Tensor:
@@ -87,4 +83,4 @@ def feedback_mirror(pre_sum: torch.Tensor, own_sum: torch.Tensor, steps: int) ->
     """
     own = own_sum - own_sum.mean(dim=0, keepdim=True)
     pre = pre_sum - pre_sum.mean(dim=0, keepdim=True)
-    return _batch_sum(own, pre) / steps
+    return batch_outer_sum(own, pre) / steps

@@ -24,7 +24,7 @@ import torch
 
 from ..losses import count_cross_entropy, predict
 from ..microcircuit import uniform_init
-from ..network import simulate
+from ..network import batch_outer_sum, simulate
 from .base import BatchStats, Rule
 
 
@@ -64,7 +64,7 @@ class _Linear64(torch.autograd.Function):
     def backward(ctx, grad):
         x, w = ctx.saved_tensors
         grad_x = grad @ w if ctx.needs_input_grad[0] else None
-        return grad_x, None, grad.T.to(torch.float64) @ x.to(torch.float64)
+        return grad_x, None, batch_outer_sum(grad, x)
 
 
 class _Float64GradWeight:

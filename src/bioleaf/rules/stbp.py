@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from ..losses import predict, spike_count_error, target_counts
-from ..network import Forward, simulate
+from ..network import Forward, batch_outer_sum, simulate
 from ..microcircuit import uniform_init
 from .base import BatchStats, Rule
 
@@ -35,18 +35,14 @@ def stbp_gradients(weights: list[torch.Tensor], fwd: Forward, targets: torch.Ten
     """
     o = fwd.counts
     delta = (o[-1] - targets) * ((o[-1] > 0) | (targets > o[-1])).to(targets.dtype) / threshold
-    grads = [_batch_sum(delta, fwd.trace_sums[-2])]
+    grads = [batch_outer_sum(delta, fwd.trace_sums[-2])]
     for l in range(len(weights) - 2, -1, -1):
         active = o[l] > 0
         kappa = torch.where(active, fwd.trace_sums[l + 1] / torch.where(active, o[l], 1.0), 0.0)
         delta = (delta @ weights[l + 1]) * kappa / threshold
-        grads.append(_batch_sum(delta, fwd.trace_sums[l]))
+        grads.append(batch_outer_sum(delta, fwd.trace_sums[l]))
     return grads[::-1]
 
-
-def _batch_sum(post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
-    """``post.T @ pre`` (``[n_post, n_pre]``, summed over the batch rows) accumulated in float64."""
-    return post.T.to(torch.float64) @ pre.to(torch.float64)
 
 
 class StbpRule(Rule):
