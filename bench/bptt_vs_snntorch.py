@@ -14,6 +14,7 @@ reported from the total time and from the median batch time, with the ratio ours
 
     .venv/bin/python bench/bptt_vs_snntorch.py               # 50 batches each
     .venv/bin/python bench/bptt_vs_snntorch.py --epoch       # one epoch (54000 samples) + test accuracy
+    .venv/bin/python bench/bptt_vs_snntorch.py --grad-sums float64   # our shard-invariant gradient sums
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     p.add_argument("--attached-reset", action="store_true",
                    help="let snnTorch's reset carry the surrogate gradient (as ours does): identical gradients")
+    p.add_argument("--grad-sums", default="float32", choices=("float32", "float64"),
+                   help="precision of our weight-gradient sums (default float32, as snnTorch)")
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX directory (default: the system one)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     return p.parse_args(argv)
@@ -78,7 +81,8 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     data = load_dataset("fashion-mnist", args.data_dir, val_fraction=0.1)
     cfg = TrainConfig(rule="bptt", arch="784-400-400-10", steps=20, batch_size=100, encoder="bernoulli",
-                      optimizer="adam", seed=args.seed, neuron=NeuronParams(tau_mem=args.tau_mem)).validate()
+                      optimizer="adam", seed=args.seed, neuron=NeuronParams(tau_mem=args.tau_mem),
+                      grad_sums=args.grad_sums).validate()
     sizes = cfg.sizes(data.input_size, data.num_classes)
     ours = make_rule(cfg, sizes, torch.Generator().manual_seed(cfg.seed), torch.device("cpu"))
     twin = SnnTorchTrainer(cfg, sizes, ours.weights, detach_reset=not args.attached_reset)
@@ -114,7 +118,7 @@ def main(argv=None) -> int:
 
     result = {"snntorch_version": snntorch.__version__, "torch_version": torch.__version__,
               "threads": torch.get_num_threads(), "batches": n_batches, "samples": samples,
-              "tau_mem": args.tau_mem, "attached_reset": args.attached_reset,
+              "tau_mem": args.tau_mem, "attached_reset": args.attached_reset, "grad_sums": args.grad_sums,
               "forward_identical_fraction": agreement}
     for k in trainers:
         result[f"{k}_samples_per_s"] = samples / sum(seconds[k])

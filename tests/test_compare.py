@@ -2,13 +2,14 @@
 
 import csv
 import json
+import shutil
 
 
 def test_quick_compare_on_digits(run_cli, tmp_path):
     args = ("compare", "--dataset", "digits", "--arch", "64-32-10", "--epochs", "1", "--limit", "300",
             "--steps", "10", "--threads", "1", "--rules", "bioleaf,stbp,bptt", "--feedbacks", "symmetric,random",
             "--seeds", "0,1", "--out", str(tmp_path), "--json")
-    code, out, err = run_cli(*args)
+    code, out, err = run_cli(*args, "--jobs", "2")
     assert code == 0, err
     rows = json.loads(out)
     assert [(r["rule"], r["feedback"]) for r in rows] == [("bioleaf", "symmetric"), ("bioleaf", "random"),
@@ -20,9 +21,17 @@ def test_quick_compare_on_digits(run_cli, tmp_path):
     with open(tmp_path / "results.csv") as f:
         assert len(list(csv.DictReader(f))) == 4
     assert len(list((tmp_path / "runs").iterdir())) == 8
-    # a second identical command reuses the finished runs and reproduces the table
+    assert "[bptt seed 1] epoch 1/1" in err  # parallel runs' lines carry the run's name
+    # a second command reuses the finished runs and reproduces the table
     code, again, _ = run_cli(*args)
     assert code == 0 and json.loads(again) == rows
+    # a run trained alone (jobs 1) gives the same result as when it ran beside others
+    summary = tmp_path / "runs" / "bioleaf-random-seed1" / "summary.json"
+    before = json.loads(summary.read_text())["test_accuracy"]
+    shutil.rmtree(summary.parent)
+    code, _, err = run_cli(*args)
+    assert code == 0, err
+    assert json.loads(summary.read_text())["test_accuracy"] == before
 
 
 def test_compare_rejects_bad_lists(run_cli, tmp_path):
@@ -30,3 +39,8 @@ def test_compare_rejects_bad_lists(run_cli, tmp_path):
                                   ("--feedbacks", "mirror", "--feedbacks")):
         code, _, err = run_cli("compare", "--dataset", "digits", flag, value, "--out", str(tmp_path))
         assert code == 2 and expected in err and len(err.strip().splitlines()) == 1
+
+
+def test_compare_rejects_bad_jobs(run_cli, tmp_path):
+    code, _, err = run_cli("compare", "--dataset", "digits", "--jobs", "0", "--out", str(tmp_path))
+    assert code == 2 and err.strip().endswith("error: --jobs: expected an integer in 1..256, got 0")

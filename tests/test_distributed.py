@@ -3,8 +3,8 @@
 - Equivalence: one torchrun launch trains every rule through ``tests/dist_worker.py`` (each rank runs a
   :class:`~bioleaf.train.Trainer` with ``setup_parallel(True, "cpu")`` and saves its tensors); the
   ranks must hold bitwise identical tensors, and match a single-process run with the same global
-  batch (max abs difference <= 1e-5; every rule sums its batch in float64, so the sums do not depend
-  on the split). Uneven and empty shards included. Only rank 0 writes.
+  batch (max abs difference <= 1e-5; every rule sums its batch in float64 (bptt with ``--grad-sums
+  float64``), so the sums do not depend on the split). Uneven and empty shards included. Only rank 0 writes.
 - Stop and resume: SIGTERM to one rank stops *both* after the same batch (rank 0 writes the
   checkpoint, exit 130); ``--resume`` under torchrun then ends exactly where an uninterrupted
   single-process run ends.
@@ -40,8 +40,8 @@ BASE = dict(dataset="digits", arch="64-64-10", batch_size=32, epochs=1, seed=0)
 RUNS = {  # 1293 training digits: 41 batches, the last of 13 rows (shards of 7 and 6)
     "bioleaf": dict(rule="bioleaf", self_predict_batches=2),  # W learns from batch 3 on
     "stbp": dict(rule="stbp"),
-    "bptt": dict(rule="bptt"),
-    "bptt-empty-shard": dict(rule="bptt", limit=100, batch_size=89),  # 90 samples: a 1-row batch, rank 1 idle
+    "bptt": dict(rule="bptt", grad_sums="float64"),
+    "bptt-empty-shard": dict(rule="bptt", grad_sums="float64", limit=100, batch_size=89),  # 90 samples: a 1-row batch, rank 1 idle
     "bioleaf-empty-shard": dict(rule="bioleaf", limit=100, batch_size=89, self_predict_batches=0),
 }
 TOLERANCE = 1e-5

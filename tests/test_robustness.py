@@ -57,7 +57,8 @@ SMALL = ["--dataset", "digits", "--arch", "64-32-10", "--limit", "300", "--steps
 # 270 training samples: 17 batches of 16 per epoch (bioleaf), 34 batches of 8 (stbp); the data flags come from
 # the digits_idx fixture
 KILL_RUN = {"bioleaf": ["--rule", "bioleaf", "--epochs", "3", "--batch-size", "16", "--checkpoint-every", "1"],
-            "stbp": ["--rule", "stbp", "--epochs", "3", "--batch-size", "8", "--checkpoint-every", "3"]}
+            "stbp": ["--rule", "stbp", "--epochs", "3", "--batch-size", "8", "--checkpoint-every", "3",
+                     "--lr-schedule", "cosine"]}  # the resumed runs also continue the schedule where it stopped
 TIMEOUT = 120
 WALL_CLOCK = {"seconds", "samples_per_second", "train_seconds", "peak_memory_mb"}
 
@@ -443,7 +444,8 @@ CHOICES = {"rule": ["bioleaf", "stbp", "bptt"], "dataset": ["digits", "mnist", "
            "optimizer": ["adam", "sgd"], "surrogate": ["fast-sigmoid", "arctan"], "device": ["cpu", "cuda", "cuda:0"],
            "encoder": ["bernoulli", "regular", "latency"], "circuit.feedback": ["symmetric", "random", "learned"],
            "circuit.interneurons": ["learned", "ideal"], "arch": ["64-32-10", "1-1", "64--10", "64-200000-10"],
-           "lr_layers": ["1,0.5", "1", "0,1", "a,b"], "data_dir": ["/tmp", ""]}
+           "lr_layers": ["1,0.5", "1", "0,1", "a,b"], "data_dir": ["/tmp", ""],
+           "grad_sums": ["float32", "float64", "float16"], "lr_schedule": ["constant", "cosine", "step"]}
 ANYTHING = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70),
     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=10), st.lists(st.integers(), max_size=2),
@@ -521,3 +523,11 @@ def test_fuzzed_cli_flags_give_a_config_or_one_usage_line(flags_and_values):
         assert named_flags(str(e)) & set(flags), (str(e), flags, values)
         return
     assert isinstance(cfg, TrainConfig)
+
+
+@given(st.floats(0, 1), st.floats(0, 1))
+def test_cosine_schedule_falls_from_one_to_zero(a, b):
+    cosine, constant = TrainConfig(lr_schedule="cosine").validate(), TrainConfig().validate()
+    lo, hi = sorted((a, b))
+    assert 0 <= cosine.lr_factor(hi) <= cosine.lr_factor(lo) <= 1
+    assert cosine.lr_factor(0) == 1 and abs(cosine.lr_factor(1)) < 1e-12 and constant.lr_factor(hi) == 1

@@ -2,11 +2,13 @@ r"""``bioleaf bench``: speed, memory and arithmetic throughput of BioLeaF agains
 
 Three measurements, in one run (see ``docs/bench_notes.md`` for numbers and caveats):
 
-(a) **Training speed** (samples/second) of ``bioleaf`` (default settings: a free phase *and* a teacher
-    phase per batch), of our ``bptt`` and of the same network built from stock snnTorch parts
-    (:class:`SnnTorchTwin`), on 784-400-400-10, ``T = 20``, batch 100. The three trainers take turns
-    batch by batch (A, B, C, A, B, C, ... with a rotating order) and each speed is the batch size
-    over the *median* batch time, so a CPU shared with other jobs biases all of them alike.
+(a) **Training speed** (samples/second) of ``bioleaf`` (the microcircuit of the ``fashion-mnist``
+    preset, the headline's, and the default circuit with learned interneurons: a free phase *and* a
+    teacher phase per batch), of our ``bptt`` (float32 and float64 gradient sums) and of the same
+    network built from stock snnTorch parts (:class:`SnnTorchTwin`), on 784-400-400-10, ``T = 20``,
+    batch 100. The trainers take turns batch by batch (A, B, C, ... with a rotating order) and each
+    speed is the batch size over the *median* batch time, so a CPU shared with other jobs biases all
+    of them alike.
 (b) **Training memory** of ``bioleaf`` and ``bptt`` at ``T = 10, 50, 100`` on 784-800-800-10, batch
     256: every point runs in its own fresh process (:func:`memory_probe`), which resets the peak
     resident set size (``/proc/self/clear_refs``), records the RSS just before the first batch and
@@ -47,6 +49,7 @@ from .errors import BioleafError, UsageError
 from .losses import predict
 from .microcircuit import Plasticity
 from .neurons import NeuronParams
+from .presets import PRESETS
 
 SNNTORCH_MISSING = "bench: snntorch is not installed; pip install 'bioleaf[bench]'"
 TWIN_NEURON = NeuronParams(tau_mem=20.0)
@@ -90,12 +93,17 @@ most of their time waiting for each other) and two memory points: each probe is 
 process that pays ~2.5 s CPU to import torch (with ``torch._dynamo``, pulled in by the optimiser)."""
 
 
-def bench_config(rule: str, arch: str, steps: int, batch: int) -> TrainConfig:
+def bench_config(rule: str, arch: str, steps: int, batch: int, circuit: str = "preset") -> TrainConfig:
     """The configuration each rule is benchmarked with: defaults, except the sizes, no initial
-    self-predicting phase and, for ``bptt``, the leaky :data:`TWIN_NEURON`."""
+    self-predicting phase, for ``bptt`` the leaky :data:`TWIN_NEURON`, and for ``bioleaf`` the
+    microcircuit of the ``fashion-mnist`` preset (the headline's; ``circuit="default"``: the defaults,
+    learned interneurons with a free and a teacher phase per batch)."""
     neuron = TWIN_NEURON if rule == "bptt" else NeuronParams()
     cfg = TrainConfig(rule=rule, arch=arch, steps=steps, batch_size=batch, encoder="bernoulli",
                       optimizer="adam", self_predict_batches=0, neuron=neuron)
+    if circuit == "preset":
+        values = {k[len("circuit."):]: v for k, v in PRESETS["fashion-mnist"].items() if k.startswith("circuit.")}
+        cfg = replace(cfg, circuit=replace(cfg.circuit, **values))
     if cfg.circuit.target_high > steps:  # a target count above T spikes cannot be reached
         cfg = replace(cfg, circuit=replace(cfg.circuit, target_high=float(steps)))
     return cfg.validate()
@@ -359,10 +367,12 @@ def speed(settings: BenchSettings, seed: int = 0) -> dict:
     cpu = torch.device("cpu")
     rounds = s.speed_warmup + s.speed_rounds
     xs, ys, source = _batches(s, rounds, torch.Generator().manual_seed(seed + 1))
-    rules = {name: make_rule(bench_config(name, s.speed_arch, s.speed_steps, s.speed_batch), sizes,
-                             torch.Generator().manual_seed(seed), cpu) for name in ("bioleaf", "bptt")}
+    configs = {name: bench_config(name, s.speed_arch, s.speed_steps, s.speed_batch) for name in ("bioleaf", "bptt")}
+    configs["bioleaf_default_circuit"] = bench_config("bioleaf", s.speed_arch, s.speed_steps, s.speed_batch, "default")
+    configs["bptt_float64"] = replace(configs["bptt"], grad_sums="float64")
+    rules = {name: make_rule(cfg, sizes, torch.Generator().manual_seed(seed), cpu) for name, cfg in configs.items()}
     twin = SnnTorchTrainer(rules["bptt"].cfg, sizes, rules["bptt"].weights)
-    trainers = {"bioleaf": rules["bioleaf"], "bptt": rules["bptt"], "snntorch": twin}
+    trainers = {**rules, "snntorch": twin}
     gens = {name: torch.Generator().manual_seed(seed + 2) for name in trainers}
     position = {name: 0 for name in trainers}
 
@@ -391,6 +401,12 @@ def speed(settings: BenchSettings, seed: int = 0) -> dict:
         "snntorch_samples_per_s": sps["snntorch"],
         "bioleaf_over_snntorch": sps["bioleaf"] / sps["snntorch"],
         "bptt_over_snntorch": sps["bptt"] / sps["snntorch"],
+        "bioleaf_default_circuit_samples_per_s": sps["bioleaf_default_circuit"],
+        "bioleaf_default_circuit_over_snntorch": sps["bioleaf_default_circuit"] / sps["snntorch"],
+        "bioleaf_circuit": f"{rules['bioleaf'].cfg.circuit.feedback} feedback, "
+                           f"{rules['bioleaf'].cfg.circuit.interneurons} interneurons",
+        "bptt_float64_samples_per_s": sps["bptt_float64"],
+        "bptt_float64_over_snntorch": sps["bptt_float64"] / sps["snntorch"],
         "bioleaf_over_bptt": sps["bioleaf"] / sps["bptt"],
         "bioleaf_gflop_per_batch": flops / 1e9,
         "bioleaf_gflop_per_batch_counted_by_torch": counted / 1e9,

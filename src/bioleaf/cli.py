@@ -59,6 +59,9 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
     "--surrogate": ("surrogate", str, f"bptt surrogate gradient: {', '.join(SURROGATES)}"),
     "--surrogate-slope": ("surrogate_slope", float, "bptt surrogate slope"),
     "--ce-temperature": ("ce_temperature", float, "bptt cross-entropy temperature on counts"),
+    "--lr-schedule": ("lr_schedule", str, "learning-rate schedule over all epochs: constant, cosine"),
+    "--grad-sums": ("grad_sums", str, "bptt precision of the weight-gradient sums: float64 (data-parallel "
+                    "runs equal one process) or float32 (faster, snnTorch's arithmetic)"),
 }
 
 
@@ -131,6 +134,8 @@ def build_parser() -> Parser:
     c.add_argument("--feedbacks", default="symmetric,random", help="bioleaf feedback modes to include")
     c.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     c.add_argument("--out", required=True, help="output directory (results.csv, results.md, PNG, runs/)")
+    c.add_argument("--jobs", type=int, default=1,
+                   help="training runs at once (default 1; each uses --threads threads, so jobs x threads <= cores)")
     c.add_argument("--json", action="store_true", help="print the rows as JSON")
 
     pl = sub.add_parser("plot", help="save PNG figures of a trained run into its directory")
@@ -304,9 +309,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     rules, feedbacks = rules_and_feedbacks(args.rules, args.feedbacks)
     seeds = parse_seeds(args.seeds)
+    if not 1 <= args.jobs <= 256:
+        raise UsageError(f"--jobs: expected an integer in 1..256, got {args.jobs}")
     train_args = forwarded_flags(args, skip=("--dataset", "--arch")) + ["--dataset", cfg.dataset]
     train_args += ["--arch", cfg.arch] if cfg.arch else []
-    rows = run_compare(train_args, cfg, rules, feedbacks, seeds, Path(args.out))
+    rows = run_compare(train_args, cfg, rules, feedbacks, seeds, Path(args.out), jobs=args.jobs)
     if args.json:
         print(json.dumps(rows))
     else:

@@ -2,7 +2,8 @@
 
 Each (rule, feedback, seed) run is a separate ``bioleaf train`` subprocess writing its own directory
 under ``OUT/runs/`` (so peak memory is measured per run, and a finished run is reused when the same
-compare command is run again). The table is aggregated over seeds: test accuracy mean +- std, best
+compare command is run again); ``jobs`` of them run at once, each line they print prefixed with
+the run's name when ``jobs > 1``. Runs are independent, so their results do not depend on ``jobs``. The table is aggregated over seeds: test accuracy mean +- std, best
 epoch (by validation accuracy), seconds per epoch, samples per second and peak memory.
 """
 
@@ -14,6 +15,7 @@ import json
 import statistics
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,24 +65,26 @@ def variants(rules: list[str], feedbacks: list[str]) -> list[Variant]:
 
 
 def run_compare(train_args: list[str], cfg: TrainConfig, rules: list[str], feedbacks: list[str],
-                seeds: list[int], out: Path, *, quiet: bool = False) -> list[dict]:
-    """Train every variant and seed (``train_args``: the shared ``bioleaf train`` flags); write
-    ``results.csv``, ``results.md`` and ``learning_curves.png`` into ``out``; return the rows."""
+                seeds: list[int], out: Path, *, quiet: bool = False, jobs: int = 1) -> list[dict]:
+    """Train every variant and seed (``train_args``: the shared ``bioleaf train`` flags), ``jobs`` runs
+    at once; write ``results.csv``, ``results.md`` and ``learning_curves.png`` into ``out``; return the rows."""
     out.mkdir(parents=True, exist_ok=True)
+    todo = [(v, seed, out / "runs" / f"{v.label}-seed{seed}") for v in variants(rules, feedbacks) for seed in seeds]
+    missing = [job for job in todo if not (job[2] / "summary.json").is_file()]
+    prefix = jobs > 1
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # threads only wait on their child processes
+        for done in [pool.submit(_train, train_args, v, seed, run_dir, quiet, prefix) for v, seed, run_dir in missing]:
+            done.result()
     runs: dict[Variant, list[tuple[dict, list[dict]]]] = {}
-    for v in variants(rules, feedbacks):
-        for seed in seeds:
-            run_dir = out / "runs" / f"{v.label}-seed{seed}"
-            if not (run_dir / "summary.json").is_file():
-                _train(train_args, v, seed, run_dir, quiet)
-            runs.setdefault(v, []).append(_read_run(run_dir))
+    for v, _, run_dir in todo:
+        runs.setdefault(v, []).append(_read_run(run_dir))
     rows = [_row(v, results) for v, results in runs.items()]
     _write_tables(rows, cfg, seeds, out)
     _plot(runs, out / "learning_curves.png")
     return rows
 
 
-def _train(train_args: list[str], v: Variant, seed: int, run_dir: Path, quiet: bool) -> None:
+def _train(train_args: list[str], v: Variant, seed: int, run_dir: Path, quiet: bool, prefix: bool = False) -> None:
     cmd = [sys.executable, "-m", "bioleaf", "train", *train_args, "--rule", v.rule, "--seed", str(seed),
            "--out", str(run_dir), "--overwrite", "--no-progress"]
     if v.feedback is not None:
@@ -92,7 +96,7 @@ def _train(train_args: list[str], v: Variant, seed: int, run_dir: Path, quiet: b
         for line in child.stdout:  # the run's epoch lines, relayed as they come
             last = line.strip() or last
             if not quiet:
-                print(line, end="", file=sys.stderr, flush=True)
+                print(f"[{v.label} seed {seed}] {line}" if prefix else line, end="", file=sys.stderr, flush=True)
     if child.returncode != 0:
         raise DataError(f"compare: run {v.label} seed {seed} failed (exit {child.returncode}): {last}")
 

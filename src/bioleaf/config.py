@@ -16,6 +16,8 @@ RULE_NAMES = ("bioleaf", "stbp", "bptt")
 DATASETS = ("fashion-mnist", "mnist", "digits")
 OPTIMIZERS = ("adam", "sgd")
 SURROGATES = ("fast-sigmoid", "arctan")
+GRAD_SUMS = ("float64", "float32")
+LR_SCHEDULES = ("constant", "cosine")
 DEFAULT_LR = {"bioleaf": 1e-3, "stbp": 1e-3, "bptt": 1e-3}
 MAX_SEED = 2**63 - 1  # the trainer derives seed+1 .. seed+4, which must fit a generator's 64-bit seed
 MAX_SYNAPSES = 100_000_000  # bottom-up synapses of one network (x4 with B, P, Q and optimiser state)
@@ -72,6 +74,7 @@ class TrainConfig:
     lr: float | None = None  # None -> DEFAULT_LR[rule]
     lr_layers: str = ""  # optional per-layer multipliers for W, e.g. "1,0.5,0.2"
     optimizer: str = "adam"
+    lr_schedule: str = "constant"  # cosine: lr * (1 + cos(pi * progress)) / 2 over all batches of all epochs
     momentum: float = 0.9
     weight_decay: float = 0.0
     seed: int = 0
@@ -93,6 +96,12 @@ class TrainConfig:
     surrogate: str = "fast-sigmoid"
     surrogate_slope: float = 5.0
     ce_temperature: float = 2.0
+    grad_sums: str = "float32"  # precision of the weight-gradient sums; float64: shard-invariant
+
+    def lr_factor(self, progress: float) -> float:
+        """The schedule's multiplier of every learning rate at ``progress`` = batches done / all batches:
+        1 (constant) or :math:`(1 + \\cos \\pi p) / 2` (cosine, from 1 down to 0)."""
+        return 1.0 if self.lr_schedule == "constant" else 0.5 * (1.0 + math.cos(math.pi * progress))
 
     @property
     def learning_rate(self) -> float:
@@ -128,11 +137,12 @@ class TrainConfig:
         the cross-checks (``--target-high`` against ``--steps``, ``--lr-layers`` against ``--arch``).
         """
         choices = [("rule", RULE_NAMES), ("dataset", DATASETS), ("optimizer", OPTIMIZERS),
-                   ("surrogate", SURROGATES)]
+                   ("surrogate", SURROGATES), ("grad_sums", GRAD_SUMS),
+                   ("lr_schedule", LR_SCHEDULES)]
         for name, allowed in choices:
             value = getattr(self, name)
             if not isinstance(value, str) or value not in allowed:
-                raise UsageError(f"--{name}: expected one of {', '.join(allowed)}, got {value!r}")
+                raise UsageError(f"{flag_of(name)}: expected one of {', '.join(allowed)}, got {value!r}")
         if not isinstance(self.device, str) or not re.fullmatch(r"cpu|cuda(:[0-9]{1,4})?", self.device):
             raise UsageError(f"--device: expected one of cpu, cuda, cuda:N, got {self.device!r}")
         if self.data_dir is not None and not (isinstance(self.data_dir, str) and self.data_dir):

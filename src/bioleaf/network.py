@@ -17,10 +17,10 @@ from .encoding import SpikeStream
 from .neurons import NeuronParams, SpikeFn, heaviside, if_init, if_step
 
 
-def batch_outer_sum(post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
+def batch_outer_sum(post: torch.Tensor, pre: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """``post.T @ pre``: the per-sample outer products ``[n_post, n_pre]`` summed over the batch rows,
-    in float64, so the sum does not depend on how the batch is split across processes."""
-    return post.T.to(torch.float64) @ pre.to(torch.float64)
+    by default in float64, so the sum does not depend on how the batch is split across processes."""
+    return post.to(dtype).T @ pre.to(dtype)
 
 
 @dataclass

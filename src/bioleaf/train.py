@@ -324,6 +324,8 @@ class Trainer:
             idx = order[st.batch * cfg.batch_size:(st.batch + 1) * cfg.batch_size]
             self.rule.shard = self.par.shard(len(idx)) if self.par.world_size > 1 else None
             x, y = data.train_x[idx].to(self.device), data.train_y[idx].to(self.device)
+            if cfg.lr_schedule != "constant":
+                self.rule.scale_learning_rates(cfg.lr_factor((st.epoch * n_batches + st.batch) / (cfg.epochs * n_batches)))
             t0 = time.perf_counter()
             stats = self.rule.train_batch(x, y, self.spike_gen)
             diverged = None

@@ -97,6 +97,11 @@ class Rule:
             return torch.optim.SGD(groups, lr=cfg.learning_rate, momentum=cfg.momentum)
         return torch.optim.Adam(groups, lr=cfg.learning_rate)
 
+    def scale_learning_rates(self, factor: float) -> None:
+        """Set every parameter group's learning rate to ``factor`` times its initial one (a schedule)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
+
     def apply_changes(self, changes: dict[str, torch.Tensor], scale: float) -> None:
         """Sum ``changes`` over processes (in their own precision, float64 where a rule accumulates in
         float64), write ``-scale * change`` into each named tensor's ``.grad`` (in the tensor's dtype)
