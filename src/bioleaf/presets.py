@@ -9,12 +9,12 @@ from __future__ import annotations
 from .errors import UsageError
 
 PRESETS: dict[str, dict[str, object]] = {
-    "digits": {"dataset": "digits", "arch": "64-128-10", "epochs": 5},
+    "digits": {"dataset": "digits", "arch": "64-128-10", "epochs": 5, "threads": 1},
     # docs/results.md: the Fashion-MNIST table (bioleaf, symmetric feedback, seed 0 is the README's main job);
     # every rule gets the same schedule; the interneuron setting only concerns bioleaf
     "fashion-mnist": {"dataset": "fashion-mnist", "arch": "784-400-400-10", "epochs": 10, "batch_size": 100,
                       "threads": 1, "lr_schedule": "cosine", "circuit.interneurons": "ideal",
-                      "circuit.g_apical": 0.3},
+                      "circuit.g_apical": 0.3, "circuit.target_high": 15.0},
 }
 
 
