@@ -3,8 +3,9 @@
 Each (rule, feedback, seed) run is a separate ``bioleaf train`` subprocess writing its own directory
 under ``OUT/runs/`` (so peak memory is measured per run, and a finished run is reused when the same
 compare command is run again); ``jobs`` of them run at once, each line they print prefixed with
-the run's name when ``jobs > 1``. Runs are independent, so their results do not depend on ``jobs``. The table is aggregated over seeds: test accuracy mean +- std, best
-epoch (by validation accuracy), seconds per epoch, samples per second and peak memory.
+the run's name when ``jobs > 1``. Runs are independent, so their results do not depend on ``jobs``.
+The table is aggregated over seeds: test accuracy mean +- std, best epoch (by validation accuracy),
+seconds per epoch, samples per second and peak memory.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ Autograd chains the layers through the products; the weight gradient of layer ``
 rows (:func:`bioleaf.network.batch_outer_sum`). ``grad_sums`` sets its precision: ``float32`` (the
 default, the arithmetic of snnTorch) or ``float64``, whose sum does not depend on how the batch is
 split across processes, so data-parallel training takes the same float32 steps as one process
-(about 35 % slower on one CPU thread: ``docs/bench_notes.md``).
+(one thread, ``bioleaf bench``: 0.92-0.94x snnTorch's throughput against 1.19-1.24x for float32).
 """
 
 from __future__ import annotations
