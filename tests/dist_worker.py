@@ -16,6 +16,7 @@ with a single-process run.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -31,18 +32,19 @@ from bioleaf.train import Trainer
 def main(out: Path, runs: dict[str, dict]) -> None:
     torch.set_num_threads(1)
     par = setup_parallel(True, "cpu")
-    try:
-        for name, config in runs.items():
-            cfg = TrainConfig.from_json(config).validate()
-            data = load_dataset(cfg.dataset, cfg.data_dir, limit=cfg.limit, val_fraction=cfg.val_fraction)
-            trainer = Trainer(cfg, data, out / name / f"run{par.rank}", progress=False, parallel=par)
-            summary = trainer.run()
-            tensors = {k: v.detach().cpu().contiguous() for k, v in trainer.rule.tensors().items()}
-            save_file(tensors, str(out / name / f"rank{par.rank}.safetensors"))
-            (out / name / f"rank{par.rank}.json").write_text(json.dumps(summary))
-    finally:
-        teardown_parallel()
+    for name, config in runs.items():
+        cfg = TrainConfig.from_json(config).validate()
+        data = load_dataset(cfg.dataset, cfg.data_dir, limit=cfg.limit, val_fraction=cfg.val_fraction)
+        trainer = Trainer(cfg, data, out / name / f"run{par.rank}", progress=False, parallel=par)
+        summary = trainer.run()
+        tensors = {k: v.detach().cpu().contiguous() for k, v in trainer.rule.tensors().items()}
+        save_file(tensors, str(out / name / f"rank{par.rank}.safetensors"))
+        (out / name / f"rank{par.rank}.json").write_text(json.dumps(summary))
+    teardown_parallel(par, together=True)
 
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]), json.loads(sys.argv[2]))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # like the CLI: skip the backend's native teardown (bioleaf.parallel.teardown_parallel)

@@ -255,7 +255,8 @@ def bioleaf_matmuls(rule, batch: int) -> list[Matmul]:
     runs (a free phase when ``P``/``Q``/``B`` learn, then the teacher phase). Every time step:
     the bottom-up ``x @ W.T`` of every layer; the apical input of every hidden layer (``B`` and ``Q``,
     or one product of the trace difference with ideal interneurons); the interneuron drive ``P``
-    (reused from the layer above with ideal interneurons). Once per presentation: the apical
+    (reused from the layer above with ideal interneurons); with ``--error-reference free`` the
+    teacher-free copy's bottom-up products above the first layer (it shares the first). Once per presentation: the apical
     integral of the PSPs still in flight at the end, and the update outer products ``e.T @ X`` of
     the running sums (``W`` in the teacher phase, ``P``/``Q``/``B`` in the free phase).
     Element-wise work (neurons, traces, running sums, optimiser) is not counted.
@@ -279,6 +280,9 @@ def bioleaf_matmuls(rule, batch: int) -> list[Matmul]:
             add("forward", f"W{l + 1}", batch, n_l, n_up)
             if not ideal:
                 add("interneuron", f"P{l}", batch, n_l, n_up)
+        if teacher and rule.cfg.circuit.error_reference == "free":  # the teacher-free copy's own products
+            for l in range(1, L):
+                add("forward", f"free:W{l}", batch, sizes[l], sizes[l + 1])
         # once per presentation
         for l in range(L - 1):
             for src in apical_sources:

@@ -18,7 +18,7 @@ from pathlib import Path
 from .config import DATASETS, OPTIMIZERS, RULE_NAMES, SURROGATES, TrainConfig
 from .encoding import ENCODERS
 from .errors import BioleafError, UsageError
-from .microcircuit import FEEDBACK_MODES, INTERNEURON_MODES
+from .microcircuit import ERROR_REFERENCES, FEEDBACK_MODES, INTERNEURON_MODES
 from .presets import PRESETS, preset_values
 
 # flag -> (config field, type, help); nested fields are "neuron.x" / "circuit.x"
@@ -47,6 +47,8 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
     "--dt": ("neuron.dt", float, "time step in ms"),
     "--feedback": ("circuit.feedback", str, f"bioleaf top-down B: {', '.join(FEEDBACK_MODES)}"),
     "--interneurons": ("circuit.interneurons", str, f"bioleaf P/Q: {', '.join(INTERNEURON_MODES)}"),
+    "--error-reference": ("circuit.error_reference", str, "bioleaf errors measured against the nudged "
+                          f"activity or a teacher-free copy run alongside: {', '.join(ERROR_REFERENCES)}"),
     "--g-basal": ("circuit.g_basal", float, "bioleaf basal -> soma coupling"),
     "--g-apical": ("circuit.g_apical", float, "bioleaf apical -> soma coupling"),
     "--teacher-strength": ("circuit.teacher_strength", float, "bioleaf teacher nudging beta in (0, 1]"),
@@ -192,9 +194,9 @@ def _default_dataset(data_dir: str | None) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .data import load_dataset
-    from .train import Trainer
+    from .errors import DivergenceError
     from .parallel import setup_parallel, teardown_parallel
-    from .train import resolve_device
+    from .train import Interrupted, Trainer, resolve_device
 
     cfg = config_from_args(args)
     resolve_device(cfg.device)
@@ -205,6 +207,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     data = load_dataset(cfg.dataset, cfg.data_dir, limit=cfg.limit, val_fraction=cfg.val_fraction)
     parallel = setup_parallel(args.distributed, cfg.device, args.dist_timeout)
+    together = False  # every rank leaves at the same point: done, or stopped by agreement
     try:
         refused = None
         if parallel.is_main:  # only rank 0 touches --out; the others learn whether it refused
@@ -217,8 +220,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer = Trainer(cfg, data, out, checkpoint_every=args.checkpoint_every,
                           progress=not args.no_progress and parallel.is_main, parallel=parallel)
         summary = trainer.run(resume=args.resume)
+        together = True
+    except (Interrupted, DivergenceError, UsageError):  # agreed on by all ranks (or the same on each)
+        together = True
+        raise
     finally:
-        teardown_parallel()
+        teardown_parallel(parallel, together)
     if parallel.is_main:
         if args.json:
             print(json.dumps(summary))
@@ -355,17 +362,24 @@ def _unexpected(e: Exception) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    code, abandon = _run(args)
+    from .parallel import joined
+    if abandon or joined():  # --distributed: skip the backend's native teardown (see parallel.teardown_parallel)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _run(args: argparse.Namespace) -> tuple[int, bool]:
+    """Run the command: its exit code, and whether the process must leave at once (a lost peer)."""
     try:
-        return COMMANDS[args.command](args)
+        return COMMANDS[args.command](args), False
     except BioleafError as e:
         if args.debug:
             raise
         print(f"bioleaf {args.command}: error: {' '.join(str(e).splitlines())}", file=sys.stderr)
-        if getattr(e, "abandon_process", False):  # --distributed lost a peer: skip the native teardown
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(e.exit_code)
-        return e.exit_code
+        return e.exit_code, getattr(e, "abandon_process", False)
     except KeyboardInterrupt:  # a SIGINT outside training, or a second one during it: stop at once
         if args.debug:
             raise
@@ -373,12 +387,12 @@ def main(argv: list[str] | None = None) -> int:
         hint = (f"; the last checkpoint {last} is intact: continue with the same command plus --resume"
                 if last is not None and last.is_file() else "")
         print(f"bioleaf {args.command}: interrupted{hint}", file=sys.stderr)
-        return 130
+        return 130, False
     except Exception as e:  # never a traceback without --debug
         if args.debug:
             raise
         print(f"bioleaf {args.command}: error: {_unexpected(e)}", file=sys.stderr)
-        return 1
+        return 1, False
 
 
 if __name__ == "__main__":

@@ -120,7 +120,8 @@ def check_equivalence(cfg: TrainConfig, images: torch.Tensor, labels: torch.Tens
     out["count_model"] = agreement(upd, grads)
     variants = {"spiking": ideal,
                 "random_feedback": dataclasses.replace(ideal, feedback="random"),
-                "untrained_interneurons": dataclasses.replace(ideal, interneurons="learned", contrastive=False)}
+                "untrained_interneurons": dataclasses.replace(ideal, interneurons="learned", contrastive=False,
+                                                            error_reference="nudged")}
     for name, params in variants.items():
         circ = build_circuit(sizes, params, torch.Generator().manual_seed(cfg.seed), cfg.init_scale)
         run_cfg = dataclasses.replace(cfg, circuit=params)

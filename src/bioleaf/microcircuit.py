@@ -32,6 +32,32 @@ the end, so every top-down spike counts with its whole PSP area). With ``contras
 learned interneurons) the bottom-up rule of hidden cells reads :math:`A^{teacher} - A^{free}`, the
 cell keeping its free-phase value :math:`A^{free}` (one number per cell) as a baseline.
 
+**Error reference** (``error_reference``). ``nudged`` (one presentation): errors are read in the
+teacher phase against the circuit's own, nudged activity. The output cell's prediction
+:math:`[\sum_t v^B]_+` and the top interneurons (which predict the output cells) then see hidden
+activity already pushed toward the target, so the error is partly cancelled by the nudge it causes:
+:math:`e \approx (1 + g_A k\, W W^\top)^{-1} e^{free}`, a loop whose gain grows with the weights.
+``free`` (ideal interneurons): the SPEC's free phase followed by a teacher phase on the same input
+spikes, simulated side by side (the free phase does not depend on the teacher, so running it in the
+same time loop equals running it first): a teacher-free copy of every layer, driven bottom-up only,
+which is exactly the ideal circuit's free phase (its apical inputs are zero). Then
+
+- an output cell's error is the teacher against its *own free-phase* prediction,
+  :math:`c_k(t) = \beta(y_k\vartheta/T - \Delta[a^{free}_k]_+(t))`, so
+  :math:`\sum_t c_k = \beta\vartheta(y_k - [\sum_t v^{B,free}_k]_+/\vartheta)` (the SPEC's "teacher-nudged minus
+  unnudged" output error);
+- the top interneurons replay their free-phase activity (they predict the output cells' unnudged
+  spiking; with ideal interneurons that is their spike train in the free phase), so the top hidden layer
+  reads :math:`B(x^{teacher}_{out} - x^{I,free})`; deeper interneurons stay live, because there the layer
+  above is itself nudged by the layer below and the live interneurons cancel that self-caused part.
+  Run strictly one phase after the other this replay would be a spike train held for ``T`` steps;
+  it is part of the ideal-interneuron idealisation (like :math:`P = W`), labelled as such;
+- the bottom-up rule's presynaptic sums :math:`X_j` and gates :math:`[n_i > 0]` are the free-phase ones
+  (each synapse keeps its presynaptic trace sum from the free phase, each cell its free spike count).
+
+The copy costs the bottom-up products above the first layer (it shares the first), about a quarter
+more work per step, and gives the teacher-free output on the fly (the per-batch training accuracy).
+
 A presentation runs ``T`` steps on one batch and accumulates these sums online; nothing of size
 ``T`` is ever stored. Updates are the rules of :mod:`bioleaf.plasticity` applied to the sums at the end.
 """
@@ -50,6 +76,7 @@ from .neurons import NeuronParams, if_init, if_step
 
 FEEDBACK_MODES = ("symmetric", "random", "learned")
 INTERNEURON_MODES = ("learned", "ideal")
+ERROR_REFERENCES = ("nudged", "free")
 
 
 @dataclass(frozen=True)
@@ -65,6 +92,7 @@ class CircuitParams:
     interneurons: str = "learned"
     contrastive: bool = True  # learned interneurons: W reads A_teacher - A_free (free-phase apical baseline)
     center_feedback: bool = True  # random/learned B: remove each row's mean over the cells above
+    error_reference: str = "nudged"  # free: errors against a teacher-free copy run alongside (ideal interneurons)
 
     def validate(self, steps: int) -> "CircuitParams":
         """Raise :class:`UsageError` for values that cannot give a working circuit."""
@@ -72,6 +100,12 @@ class CircuitParams:
             raise UsageError(f"--feedback: expected one of {', '.join(FEEDBACK_MODES)}, got {self.feedback!r}")
         if self.interneurons not in INTERNEURON_MODES:
             raise UsageError(f"--interneurons: expected one of {', '.join(INTERNEURON_MODES)}, got {self.interneurons!r}")
+        if self.error_reference not in ERROR_REFERENCES:
+            raise UsageError(f"--error-reference: expected one of {', '.join(ERROR_REFERENCES)}, "
+                             f"got {self.error_reference!r}")
+        if self.error_reference == "free" and self.interneurons != "ideal":
+            raise UsageError("--error-reference free: needs --interneurons ideal (learned interneurons "
+                             "measure errors in their own free phase)")
         if not 0 < self.teacher_strength <= 1:
             raise UsageError(f"--teacher-strength: expected a value in (0, 1] (1 clamps outputs to their targets; "
                              f"more makes counts overshoot and explode), got {self.teacher_strength}")
@@ -154,7 +188,9 @@ class Presentation:
     """What one presentation returns: output counts and potentials, the teacher-free count each
     output cell predicts from its own basal potential (``[sum_t v^B]_+ / theta``), the updates of the
     plastic synapses (``name -> [n_post, n_pre]``, summed over the batch), the integrated apical
-    residual of each hidden layer (mean ``|A| / T``) and the integrated apical potentials ``A``."""
+    residual of each hidden layer (mean ``|A| / T``) and the integrated apical potentials ``A``.
+    With the free error reference the basal count is the free copy's, and ``free_output`` holds the
+    free copy's output counts and potentials (what inference answers on the same input spikes)."""
 
     counts: torch.Tensor
     potentials: torch.Tensor
@@ -164,6 +200,7 @@ class Presentation:
     hidden_counts: list[torch.Tensor]
     apical_sums: list[torch.Tensor] = field(default_factory=list)
     record: dict[str, list[torch.Tensor]] | None = None
+    free_output: tuple[torch.Tensor, torch.Tensor] | None = None  # free copy's output counts, potentials
 
 
 @torch.no_grad()
@@ -195,6 +232,12 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
     Xout = torch.zeros(batch, sizes[-1], device=dev)  # output cells' trace sums
     a_out = torch.zeros(batch, sizes[-1], device=dev)  # output cells' integrated basal potential
     a_inter = [torch.zeros(batch, sizes[l + 2], device=dev) for l in range(L - 1)]  # interneurons' one
+    free = params.error_reference == "free" and targets is not None
+    if free:  # the teacher-free copy: every layer driven bottom-up only, and the top interneurons
+        pyr_f = [if_init(batch, n, device=dev) for n in sizes[1:]]
+        inter_f = if_init(batch, sizes[-1], device=dev)
+        X_f = X[:1] + [torch.zeros_like(x) for x in X[1:]]  # its presynaptic trace sums (the input's is shared)
+        a_f = torch.zeros(batch, sizes[-1], device=dev)  # its output cells' integrated basal potential
 
     def apical_of(l: int, above: torch.Tensor, inter_trace: torch.Tensor) -> torch.Tensor:
         if ideal:
@@ -208,10 +251,21 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
         pyr, inter = list(pyr), list(inter)
         fired, inter_fired, apicals = [], [], []
         pre, basal = x_in, x_in @ W[0].T
+        if free:
+            prev_inter_f, basal_f = inter_f, basal
+            for l in range(L):
+                if l > 0:
+                    X_f[l] += pyr_f[l - 1].trace
+                    basal_f = pyr_f[l - 1].trace @ W[l].T
+                _, pyr_f[l] = if_step(basal_f if l == L - 1 else params.g_basal * basal_f, pyr_f[l], neuron)
+            rate_f = torch.relu(a_f + basal_f) - torch.relu(a_f)
+            a_f = a_f + basal_f
+            s_inter_f, inter_f = if_step(params.g_basal * basal_f, inter_f, neuron)
         for l in range(L):
             X[l] += pre
             if l < L - 1:  # hidden pyramidal cell: basal + apical compartments
-                apical = apical_of(l, prev_pyr[l + 1].trace, prev_inter[l].trace)
+                top_inter = prev_inter_f if free and l == L - 2 else prev_inter[l]
+                apical = apical_of(l, prev_pyr[l + 1].trace, top_inter.trace)
                 drive = params.g_basal * basal + params.g_apical * apical
             else:  # output cell: the teacher current is its apical input
                 a_new = a_out + basal
@@ -221,7 +275,7 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
                     apical, drive = None, basal
                 else:
                     beta = params.teacher_strength
-                    apical = beta * (teacher_rate - rate)
+                    apical = beta * (teacher_rate - (rate_f if free else rate))
                     drive = (1 - beta) * basal + beta * teacher_rate
             if apical is not None:
                 A[l] += apical
@@ -243,20 +297,25 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
             for l in range(L):
                 rec.setdefault(f"pyr{l}", []).append(fired[l][0].clone())
             for l in range(L - 1):
-                rec.setdefault(f"inter{l}", []).append(inter_fired[l][0].clone())
+                inter_spikes = s_inter_f if free and l == L - 2 else inter_fired[l]
+                rec.setdefault(f"inter{l}", []).append(inter_spikes[0].clone())
                 rec.setdefault(f"apical{l}", []).append(apicals[l][0].clone())
 
     # the PSPs still in flight at the end complete their integral (x decays geometrically)
     tail = 1.0 / (1.0 - neuron.lam)
+    if free and L > 1:  # from here on the top interneurons are their free copy
+        inter[L - 2] = inter_f
     for l in range(L - 1):
         A[l] += tail * apical_of(l, pyr[l + 1].trace, inter[l].trace)
         XI[l] += tail * inter[l].trace
+    # the bottom-up rule's presynaptic sums and gates: free-phase ones with the free reference
+    pre_sums, gates = (X_f, pyr_f) if free else (X, pyr)
     updates: dict[str, torch.Tensor] = {}
     for l in range(L):
         if learn.W and (l < L - 1 or targets is not None):
-            active = (pyr[l].count > 0).to(x_in.dtype) if l < L - 1 else torch.ones_like(A[l])
+            active = (gates[l].count > 0).to(x_in.dtype) if l < L - 1 else torch.ones_like(A[l])
             err = A[l] if apical_baseline is None or l == L - 1 else A[l] - apical_baseline[l]
-            updates[f"W{l}"] = plasticity.basal_error_stdp(X[l], err, active, steps)
+            updates[f"W{l}"] = plasticity.basal_error_stdp(pre_sums[l], err, active, steps)
     for l in range(L - 1):
         if learn.P:
             updates[f"P{l}"] = plasticity.interneuron_prediction(
@@ -267,6 +326,7 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
             above = X[l + 2] if l + 2 < L else Xout
             updates[f"B{l}"] = plasticity.feedback_mirror(above, X[l + 1], steps)
     return Presentation(counts=pyr[-1].count, potentials=pyr[-1].v,
-                        basal_counts=torch.relu(a_out) / neuron.threshold, updates=updates,
+                        basal_counts=torch.relu(a_f if free else a_out) / neuron.threshold, updates=updates,
                         apical_residual=[float(A[l].abs().mean()) / steps for l in range(L - 1)],
-                        hidden_counts=[p.count for p in pyr[:-1]], apical_sums=A[:-1], record=rec)
+                        hidden_counts=[p.count for p in pyr[:-1]], apical_sums=A[:-1], record=rec,
+                        free_output=(pyr_f[-1].count, pyr_f[-1].v) if free else None)

@@ -102,10 +102,24 @@ def setup_parallel(distributed: bool, device: str, timeout_s: float | None = Non
     return Parallel(rank=rank, world_size=world, all_reduce=all_reduce)
 
 
-def teardown_parallel() -> None:
-    """Leave the process group (if this process joined one)."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def teardown_parallel(parallel: Parallel, together: bool) -> None:
+    """Leave the process group. ``together``: every rank gets here at the same point (training ended,
+    or all ranks agreed to stop), so each first waits for the others: no rank, least of all rank 0,
+    which hosts the rendezvous store, goes away while another still talks to it.
+
+    The backend is not destroyed: its native teardown can abort the interpreter ("terminate called
+    without an active exception", exit -6) when a peer has already gone, so the CLI ends a process
+    that joined a group with ``os._exit`` after flushing its output (see :func:`joined`)."""
+    if parallel.world_size > 1 and together:
+        try:
+            parallel.barrier()
+        except PeerError:
+            pass  # a peer is gone: nothing left to wait for
+
+
+def joined() -> bool:
+    """Whether this process joined a process group (it must then leave with ``os._exit``)."""
+    return dist.is_available() and dist.is_initialized()
 
 
 def _first_line(e: BaseException) -> str:

@@ -14,7 +14,7 @@ PRESETS: dict[str, dict[str, object]] = {
     # every rule gets the same schedule; the interneuron setting only concerns bioleaf
     "fashion-mnist": {"dataset": "fashion-mnist", "arch": "784-400-400-10", "epochs": 10, "batch_size": 100,
                       "threads": 1, "lr_schedule": "cosine", "circuit.interneurons": "ideal",
-                      "circuit.g_apical": 0.3, "circuit.target_high": 15.0},
+                      "circuit.error_reference": "free", "circuit.g_apical": 1.0, "circuit.target_high": 15.0},
 }
 
 

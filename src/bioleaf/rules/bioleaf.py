@@ -102,8 +102,11 @@ class BioleafRule(Rule):
         # every change of this batch (free-phase P, Q, B and teacher-phase W) in one synchronous step
         self._apply({**(free.updates if free is not None else {}), **teach.updates}, images.shape[0])
         self.last_apical_residual = (free or teach).apical_residual
-        counts = teach.basal_counts if free is None else free.counts
-        potentials = teach.potentials if free is None else free.potentials
+        if teach.free_output is not None:  # the teacher-free copy: what inference would answer
+            counts, potentials = teach.free_output
+        else:
+            counts = teach.basal_counts if free is None else free.counts
+            potentials = teach.potentials if free is None else free.potentials
         correct = int((predict(counts, potentials) == local_labels).sum())
         n = local_labels.shape[0]
         return BatchStats(n * float(spike_count_error(counts, y)), correct, n)
