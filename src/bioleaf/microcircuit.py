@@ -252,7 +252,7 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
         fired, inter_fired, apicals = [], [], []
         pre, basal = x_in, x_in @ W[0].T
         if free:
-            prev_inter_f, basal_f = inter_f, basal
+            basal_f = basal
             for l in range(L):
                 if l > 0:
                     X_f[l] += pyr_f[l - 1].trace
@@ -264,8 +264,7 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
         for l in range(L):
             X[l] += pre
             if l < L - 1:  # hidden pyramidal cell: basal + apical compartments
-                top_inter = prev_inter_f if free and l == L - 2 else prev_inter[l]
-                apical = apical_of(l, prev_pyr[l + 1].trace, top_inter.trace)
+                apical = apical_of(l, prev_pyr[l + 1].trace, prev_inter[l].trace)
                 drive = params.g_basal * basal + params.g_apical * apical
             else:  # output cell: the teacher current is its apical input
                 a_new = a_out + basal
@@ -286,9 +285,12 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
                 Xout += pyr[l].trace
             if l < L - 1:
                 basal_above = pyr[l].trace @ W[l + 1].T
-                inter_drive = params.g_basal * (basal_above if ideal else pyr[l].trace @ circuit.P[l].T)
-                a_inter[l] = a_inter[l] + inter_drive
-                s_inter, inter[l] = if_step(inter_drive, prev_inter[l], neuron)
+                if free and l == L - 2:  # the top interneurons are the free copy's (stepped above)
+                    s_inter, inter[l] = s_inter_f, inter_f
+                else:
+                    inter_drive = params.g_basal * (basal_above if ideal else pyr[l].trace @ circuit.P[l].T)
+                    a_inter[l] = a_inter[l] + inter_drive
+                    s_inter, inter[l] = if_step(inter_drive, prev_inter[l], neuron)
                 XI[l] += prev_inter[l].trace
                 inter_fired.append(s_inter)
                 pre, basal = pyr[l].trace, basal_above
@@ -297,14 +299,11 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
             for l in range(L):
                 rec.setdefault(f"pyr{l}", []).append(fired[l][0].clone())
             for l in range(L - 1):
-                inter_spikes = s_inter_f if free and l == L - 2 else inter_fired[l]
-                rec.setdefault(f"inter{l}", []).append(inter_spikes[0].clone())
+                rec.setdefault(f"inter{l}", []).append(inter_fired[l][0].clone())
                 rec.setdefault(f"apical{l}", []).append(apicals[l][0].clone())
 
     # the PSPs still in flight at the end complete their integral (x decays geometrically)
     tail = 1.0 / (1.0 - neuron.lam)
-    if free and L > 1:  # from here on the top interneurons are their free copy
-        inter[L - 2] = inter_f
     for l in range(L - 1):
         A[l] += tail * apical_of(l, pyr[l + 1].trace, inter[l].trace)
         XI[l] += tail * inter[l].trace
