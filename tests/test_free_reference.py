@@ -87,3 +87,22 @@ def test_training_accuracy_is_the_teacher_free_prediction(digits):
     stats = rule.train_batch(x, labels, torch.Generator().manual_seed(5))
     assert stats.correct == expected
     assert any(not torch.equal(a, b) for a, b in zip(before, rule.circuit.W))
+
+
+def test_without_a_hidden_layer_both_references_give_the_same_update(digits):
+    """With no hidden layer nothing is nudged but the output cells, so their own basal prediction
+    already is the teacher-free one: the free reference changes nothing."""
+    x, labels = digits
+    cfg = TrainConfig(rule="bioleaf", dataset="digits", arch="64-10", steps=20).validate()
+    y = target_counts(labels, 10, cfg.circuit.target_high, cfg.circuit.target_low)
+    results = {}
+    for reference in ("nudged", "free"):
+        params = dataclasses.replace(cfg.circuit, interneurons="ideal", error_reference=reference).validate(20)
+        circuit = build_circuit([64, 10], params, torch.Generator().manual_seed(0), cfg.init_scale)
+        stream = cfg.encoder_obj().stream(x, 20, torch.Generator().manual_seed(3))
+        results[reference] = present(circuit, stream, y, batch=len(x), steps=20, neuron=cfg.neuron, params=params,
+                                     learn=Plasticity(W=True))
+    assert results["free"].free_output is not None
+    assert results["free"].updates["W0"].abs().sum() > 0
+    assert torch.equal(results["free"].updates["W0"], results["nudged"].updates["W0"])
+    assert torch.equal(results["free"].basal_counts, results["nudged"].basal_counts)

@@ -458,14 +458,13 @@ def value_for(field: str):
 
 
 def config_with(changes: dict) -> TrainConfig:
-    cfg = TrainConfig(dataset="digits")
-    neuron = {NESTED[k]: v for k, v in changes.items() if k.startswith("neuron.")}
-    circuit = {NESTED[k]: v for k, v in changes.items() if k.startswith("circuit.")}
-    for k, v in changes.items():
-        if k in TOP:
-            setattr(cfg, k, v)
-    cfg.neuron = cfg.neuron._replace(**neuron)
-    cfg.circuit = dataclasses.replace(cfg.circuit, **circuit)
+    """``TrainConfig.with_values`` (the preset/flag path), checked to set exactly the changed fields."""
+    base = TrainConfig(dataset="digits")
+    cfg = base.with_values(changes)
+    for key in TOP + list(NESTED):
+        group, _, name = key.rpartition(".")
+        got = getattr(getattr(cfg, group) if group else cfg, name)
+        assert got is changes[key] if key in changes else got == getattr(getattr(base, group) if group else base, name)
     return cfg
 
 

@@ -102,10 +102,9 @@ def bench_config(rule: str, arch: str, steps: int, batch: int, circuit: str = "p
     cfg = TrainConfig(rule=rule, arch=arch, steps=steps, batch_size=batch, encoder="bernoulli",
                       optimizer="adam", self_predict_batches=0, neuron=neuron)
     if circuit == "preset":
-        values = {k[len("circuit."):]: v for k, v in PRESETS["fashion-mnist"].items() if k.startswith("circuit.")}
-        cfg = replace(cfg, circuit=replace(cfg.circuit, **values))
+        cfg = cfg.with_values({k: v for k, v in PRESETS["fashion-mnist"].items() if k.startswith("circuit.")})
     if cfg.circuit.target_high > steps:  # a target count above T spikes cannot be reached
-        cfg = replace(cfg, circuit=replace(cfg.circuit, target_high=float(steps)))
+        cfg = cfg.with_values({"circuit.target_high": float(steps)})
     return cfg.validate()
 
 

@@ -9,7 +9,6 @@ shows the traceback instead, for developers.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -168,18 +167,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         values["dataset"] = _default_dataset(values.get("data_dir"))
         if values["dataset"] == "digits" and args.arch is None and "arch" in values:
             values["arch"] = "-".join(["64"] + str(values["arch"]).split("-")[1:])
-    cfg = TrainConfig()
-    neuron, circuit = {}, {}
-    for key, v in values.items():
-        if key.startswith("neuron."):
-            neuron[key[7:]] = v
-        elif key.startswith("circuit."):
-            circuit[key[8:]] = v
-        else:
-            setattr(cfg, key, v)
-    cfg.neuron = cfg.neuron._replace(**neuron)
-    cfg.circuit = dataclasses.replace(cfg.circuit, **circuit)
-    return cfg.validate()
+    return TrainConfig().with_values(values).validate()
 
 
 def _default_dataset(data_dir: str | None) -> str:

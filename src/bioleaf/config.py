@@ -218,6 +218,17 @@ class TrainConfig:
             if not isinstance(value, bool):
                 raise UsageError(f"config: circuit.{name} must be true or false, got {value!r}")
 
+    def with_values(self, values: dict[str, object]) -> "TrainConfig":
+        """A copy with ``values`` applied: flat field names, or ``neuron.x`` / ``circuit.x`` for
+        nested fields (the keys of a preset); not validated."""
+        top: dict[str, object] = {}
+        nested: dict[str, dict[str, object]] = {"neuron": {}, "circuit": {}}
+        for key, v in values.items():
+            group, _, name = key.rpartition(".")
+            (nested[group] if group else top)[name] = v
+        return dataclasses.replace(self, **top, neuron=self.neuron._replace(**nested["neuron"]),
+                                   circuit=dataclasses.replace(self.circuit, **nested["circuit"]))
+
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
         d["neuron"] = self.neuron._asdict()

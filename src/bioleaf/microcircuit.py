@@ -235,7 +235,7 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
     free = params.error_reference == "free" and targets is not None
     if free:  # the teacher-free copy: every layer driven bottom-up only, and the top interneurons
         pyr_f = [if_init(batch, n, device=dev) for n in sizes[1:]]
-        inter_f = if_init(batch, sizes[-1], device=dev)
+        inter_f = if_init(batch, sizes[-1], device=dev) if L > 1 else None  # no hidden layer: no interneurons
         X_f = X[:1] + [torch.zeros_like(x) for x in X[1:]]  # its presynaptic trace sums (the input's is shared)
         a_f = torch.zeros(batch, sizes[-1], device=dev)  # its output cells' integrated basal potential
 
@@ -260,7 +260,8 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
                 _, pyr_f[l] = if_step(basal_f if l == L - 1 else params.g_basal * basal_f, pyr_f[l], neuron)
             rate_f = torch.relu(a_f + basal_f) - torch.relu(a_f)
             a_f = a_f + basal_f
-            s_inter_f, inter_f = if_step(params.g_basal * basal_f, inter_f, neuron)
+            if inter_f is not None:
+                s_inter_f, inter_f = if_step(params.g_basal * basal_f, inter_f, neuron)
         for l in range(L):
             X[l] += pre
             if l < L - 1:  # hidden pyramidal cell: basal + apical compartments
