@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -35,8 +36,7 @@ from bioleaf.train import Trainer
 def basal_output_gradients(weights, fwd, targets, threshold):
     """ST-BP's gradients with the output count taken from the count model, ``[W_L X_{L-1}]_+ / theta``."""
     prediction = torch.relu(fwd.trace_sums[-2] @ weights[-1].T) / threshold
-    counts = list(fwd.counts[:-1]) + [prediction]
-    return stbp_gradients(weights, type(fwd)(counts, fwd.trace_sums, fwd.potentials), targets, threshold)
+    return stbp_gradients(weights, replace(fwd, counts=fwd.counts[:-1] + [prediction]), targets, threshold)
 
 
 class MixedRule(BioleafRule):
