@@ -1,9 +1,7 @@
 """bench/mixed_updates.py (the layer-swap diagnostic): with every layer's update taken from ST-BP it
 must be the ``stbp`` rule run, batch for batch; with only the first layer's it is not."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
@@ -14,16 +12,8 @@ FLAGS = ["--dataset", "digits", "--arch", "64-24-16-10", "--interneurons", "idea
          "--limit", "400"]
 
 
-def load_script():
-    path = Path(__file__).resolve().parents[1] / "bench" / "mixed_updates.py"
-    spec = importlib.util.spec_from_file_location("mixed_updates", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_every_layer_from_stbp_is_the_stbp_run_and_one_layer_is_not(tmp_path, capsys):
-    mixed = load_script()
+def test_every_layer_from_stbp_is_the_stbp_run_and_one_layer_is_not(tmp_path, capsys, bench_script):
+    mixed = bench_script("mixed_updates")
     assert mixed.main(["--stbp-layers", "0,1,2", "--out", str(tmp_path / "all"), "--"] + FLAGS) == 0
     assert mixed.main(["--stbp-layers", "0", "--out", str(tmp_path / "first"), "--"] + FLAGS) == 0
     assert cli.main(["train", "--rule", "stbp", "--no-progress", "--out", str(tmp_path / "stbp")] + FLAGS) == 0
@@ -37,7 +27,7 @@ def test_every_layer_from_stbp_is_the_stbp_run_and_one_layer_is_not(tmp_path, ca
     assert accuracies("first") != accuracies("stbp")
 
 
-def test_a_layer_outside_the_network_is_refused(tmp_path):
+def test_a_layer_outside_the_network_is_refused(tmp_path, bench_script):
     with pytest.raises(SystemExit) as e:
-        load_script().main(["--stbp-layers", "3", "--out", str(tmp_path / "x"), "--"] + FLAGS)
+        bench_script("mixed_updates").main(["--stbp-layers", "3", "--out", str(tmp_path / "x"), "--"] + FLAGS)
     assert e.value.code == 2
