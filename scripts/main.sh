@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Set up, then train BioLeaF on Fashion-MNIST (or the bundled digits if it is absent) with the
-# preset behind docs/results.md, and print the test accuracy. Extra arguments go to `bioleaf train`.
+# preset behind docs/results.md, three seeds two at a time, and print the headline row of its table
+# (test accuracy mean +- std). Extra arguments go to `bioleaf compare` (e.g. --jobs 1, --seeds 0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/bioleaf train --preset fashion-mnist --out runs/main --overwrite "$@"
+rm -rf runs/main  # this script's own output: every call trains afresh (compare would reuse finished runs)
+exec .venv/bin/bioleaf compare --preset fashion-mnist --rules bioleaf --feedbacks symmetric --seeds 0,1,2 \
+    --jobs 2 --out runs/main "$@"
