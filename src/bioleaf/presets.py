@@ -10,7 +10,7 @@ from .errors import UsageError
 
 PRESETS: dict[str, dict[str, object]] = {
     "digits": {"dataset": "digits", "arch": "64-128-10", "epochs": 5, "threads": 1},
-    # docs/results.md: the Fashion-MNIST table (bioleaf, symmetric feedback, seed 0 is the README's main job);
+    # docs/results.md: the Fashion-MNIST table (its bioleaf/symmetric row, seeds 0-2, is the README's main job);
     # every rule gets the same schedule, initial weights and neuron (a 1 ms synaptic trace: section 3 of
     # docs/results.md); the circuit settings only concern bioleaf
     "fashion-mnist": {"dataset": "fashion-mnist", "arch": "784-400-400-10", "epochs": 10, "batch_size": 100,
