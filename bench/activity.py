@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from functools import lru_cache
 
 import torch
 
@@ -24,21 +25,27 @@ from bioleaf.evaluate import load_model
 from bioleaf.network import simulate
 
 
+@lru_cache(maxsize=None)
+def load_test_images(dataset: str, data_dir: str | None, limit: int | None, val_fraction: float) -> torch.Tensor:
+    """The test images of a dataset, loaded once for all runs that share it."""
+    return load_dataset(dataset, data_dir, limit=limit, val_fraction=val_fraction).test_x
+
+
 def hidden_activity(run_dir: str, images: int, near_cap: float) -> dict:
     """Per hidden layer activity of the trained run in ``run_dir`` (see the module docstring)."""
     cfg, rule = load_model(run_dir)
-    data = load_dataset(cfg.dataset, cfg.data_dir, limit=cfg.limit, val_fraction=cfg.val_fraction)
-    x = data.test_x[:images].to(rule.device)
+    x = load_test_images(cfg.dataset, cfg.data_dir, cfg.limit, cfg.val_fraction)[:images].to(rule.device)
     stream = cfg.encoder_obj().stream(x, cfg.steps, torch.Generator(device=rule.device).manual_seed(cfg.seed))
     with torch.no_grad():
         fwd = simulate(rule.weights, stream, batch=len(x), steps=cfg.steps, neuron=cfg.neuron)
     layers = []
     for counts in fwd.counts[:-1]:
         active = counts > 0
+        fired = counts[active]  # the counts of the active (cell, image) pairs
         layers.append({"never_firing": float((~active.any(dim=0)).float().mean()),
                        "active_per_image": float(active.float().sum(dim=1).mean()),
-                       "active_mean_count": float(counts[active].mean()) if active.any() else 0.0,
-                       "near_cap": float((counts[active] >= near_cap * cfg.steps).float().mean()) if active.any() else 0.0})
+                       "active_mean_count": float(fired.mean()) if len(fired) else 0.0,
+                       "near_cap": float((fired >= near_cap * cfg.steps).float().mean()) if len(fired) else 0.0})
     return {"run": str(run_dir), "rule": cfg.rule, "images": len(x), "steps": cfg.steps, "hidden": layers}
 
 
@@ -49,8 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--near-cap", type=float, default=0.8, help="fraction of T counted as near the cap (0.8)")
     p.add_argument("--json", action="store_true", help="print one JSON object per run")
     args = p.parse_args(argv)
-    if args.images < 1 or not 0 < args.near_cap <= 1:
-        p.error("--images: expected an integer >= 1; --near-cap: expected a value in (0, 1]")
+    if args.images < 1:
+        p.error(f"--images: expected an integer >= 1, got {args.images}")
+    if not 0 < args.near_cap <= 1:
+        p.error(f"--near-cap: expected a value in (0, 1], got {args.near_cap}")
     try:
         results = [hidden_activity(run, args.images, args.near_cap) for run in args.runs]
     except BioleafError as e:
