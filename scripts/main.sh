@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-rm -rf runs/main  # this script's own output: every call trains afresh (compare would reuse finished runs)
+rm -rf runs/main  # this script's own output: every call trains afresh (compare reuses finished runs of the same settings)
 exec .venv/bin/bioleaf compare --preset fashion-mnist --rules bioleaf --feedbacks symmetric --seeds 0,1,2 \
     --jobs 2 --out runs/main "$@"

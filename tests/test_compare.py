@@ -5,6 +5,10 @@ import json
 import shutil
 
 
+def _accuracies(rows: list[dict]) -> list[tuple[float, float]]:
+    return [(r["test_accuracy_mean"], r["test_accuracy_std"]) for r in rows]
+
+
 def test_quick_compare_on_digits(run_cli, tmp_path):
     args = ("compare", "--dataset", "digits", "--arch", "64-32-10", "--epochs", "1", "--limit", "300",
             "--steps", "10", "--threads", "1", "--rules", "bioleaf,stbp,bptt", "--feedbacks", "symmetric,random",
@@ -25,6 +29,15 @@ def test_quick_compare_on_digits(run_cli, tmp_path):
     # a second command reuses the finished runs and reproduces the table
     code, again, _ = run_cli(*args)
     assert code == 0 and json.loads(again) == rows
+    # a command with other settings trains every run again instead of reusing ones made with the old
+    code, _, err = run_cli(*args, "--lr", "0.004")
+    assert code == 0, err
+    assert err.count("was trained with other settings (lr: None -> 0.004)") == 8
+    config = json.loads((tmp_path / "runs" / "stbp-seed0" / "config.json").read_text())
+    assert config["lr"] == 0.004 and config["rule"] == "stbp" and config["seed"] == 0
+    code, again, err = run_cli(*args)  # and back: the first settings, trained again, same accuracies
+    assert code == 0 and err.count("training it again") == 8
+    assert _accuracies(json.loads(again)) == _accuracies(rows)
     # a run trained alone (jobs 1) gives the same result as when it ran beside others
     summary = tmp_path / "runs" / "bioleaf-random-seed1" / "summary.json"
     before = json.loads(summary.read_text())["test_accuracy"]

@@ -1,8 +1,9 @@
 """``bioleaf compare``: every rule on the same network, encoding, T, data order, epochs and seeds.
 
 Each (rule, feedback, seed) run is a separate ``bioleaf train`` subprocess writing its own directory
-under ``OUT/runs/`` (so peak memory is measured per run, and a finished run is reused when the same
-compare command is run again); ``jobs`` of them run at once, each line they print prefixed with
+under ``OUT/runs/`` (so peak memory is measured per run); a finished run is reused only when its
+``config.json`` is exactly the configuration this command asks for (any other is trained again, with a
+notice naming what changed); ``jobs`` of them run at once, each line they print prefixed with
 the run's name when ``jobs > 1``. Runs are independent, so their results do not depend on ``jobs``.
 The table is aggregated over seeds: test accuracy mean +- std, best epoch (by validation accuracy),
 seconds per epoch, samples per second and peak memory.
@@ -11,6 +12,7 @@ seconds per epoch, samples per second and peak memory.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import statistics
@@ -71,7 +73,7 @@ def run_compare(train_args: list[str], cfg: TrainConfig, rules: list[str], feedb
     at once; write ``results.csv``, ``results.md`` and ``learning_curves.png`` into ``out``; return the rows."""
     out.mkdir(parents=True, exist_ok=True)
     todo = [(v, seed, out / "runs" / f"{v.label}-seed{seed}") for v in variants(rules, feedbacks) for seed in seeds]
-    missing = [job for job in todo if not (job[2] / "summary.json").is_file()]
+    missing = [job for job in todo if not _reusable(job[2], run_config(cfg, job[0], job[1]), quiet)]
     prefix = jobs > 1
     with ThreadPoolExecutor(max_workers=jobs) as pool:  # threads only wait on their child processes
         for done in [pool.submit(_train, train_args, v, seed, run_dir, quiet, prefix) for v, seed, run_dir in missing]:
@@ -83,6 +85,42 @@ def run_compare(train_args: list[str], cfg: TrainConfig, rules: list[str], feedb
     _write_tables(rows, cfg, seeds, out)
     _plot(runs, out / "learning_curves.png")
     return rows
+
+
+def run_config(cfg: TrainConfig, v: Variant, seed: int) -> dict:
+    """The ``config.json`` that the run of variant ``v`` and ``seed`` writes (the shared ``cfg`` with the
+    variant's rule, feedback and seed)."""
+    run = dataclasses.replace(cfg, rule=v.rule, seed=seed)
+    if v.feedback is not None:
+        run = dataclasses.replace(run, circuit=dataclasses.replace(run.circuit, feedback=v.feedback))
+    return run.to_json()
+
+
+def _reusable(run_dir: Path, expected: dict, quiet: bool) -> bool:
+    """Whether ``run_dir`` holds a finished run of exactly the ``expected`` configuration."""
+    if not (run_dir / "summary.json").is_file():
+        return False
+    try:
+        found = json.loads((run_dir / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        found = {}
+    changed = _differences(found, expected)
+    if changed and not quiet:
+        print(f"compare: {run_dir} was trained with other settings ({', '.join(changed[:4])}"
+              f"{', ...' if len(changed) > 4 else ''}); training it again", file=sys.stderr, flush=True)
+    return not changed
+
+
+def _differences(found: dict, expected: dict, prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every (nested) key whose value differs."""
+    out = []
+    for key in sorted(set(found) | set(expected)):
+        old, new = found.get(key, "(missing)"), expected.get(key, "(missing)")
+        if isinstance(old, dict) and isinstance(new, dict):
+            out += _differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            out.append(f"{prefix}{key}: {old} -> {new}")
+    return out
 
 
 def _train(train_args: list[str], v: Variant, seed: int, run_dir: Path, quiet: bool, prefix: bool = False) -> None:
