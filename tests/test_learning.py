@@ -1,4 +1,4 @@
-"""Every rule learns the bundled digits well above chance (0.10) with its defaults."""
+"""Every rule learns the bundled digits well above chance (0.10) with its defaults; a silent network is reported."""
 
 import json
 
@@ -19,3 +19,18 @@ def test_digits_reaches_90_percent_in_5_epochs(name, run_cli, tmp_path):
     for name in ("config.json", "metrics.jsonl", "summary.json", "model.safetensors"):
         assert (tmp_path / name).is_file()
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 5
+    assert "warning" not in err
+    assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])["probe_output_spikes"] > 1
+
+
+@pytest.mark.parametrize("rule", ["bioleaf", "stbp"])
+def test_a_silent_network_is_reported(rule, run_cli, tmp_path):
+    """Weights too small to make any output cell fire: the run says so after each epoch."""
+    code, _, err = run_cli("train", "--rule", rule, "--dataset", "digits", "--arch", "64-32-10", "--epochs", "2",
+                           "--limit", "200", "--init-scale", "0.01", "--no-progress", "--out", str(tmp_path))
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert [w.split(":")[1].strip() for w in warnings] == ["epoch 1", "epoch 2"], err
+    assert "no output cell fired" in warnings[0] and "--init-scale" in warnings[0]
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["probe_output_spikes"] for r in rows] == [0.0, 0.0]

@@ -125,6 +125,12 @@ def accuracy(rule: Rule, x: torch.Tensor, y: torch.Tensor, seed: int, device: to
     return correct / len(x)
 
 
+def output_spikes(rule: Rule, x: torch.Tensor, seed: int) -> float:
+    """Mean output spike count per image with the teacher off (0: a silent network)."""
+    fwd = rule.forward(x, torch.Generator(device=x.device).manual_seed(seed + 3))
+    return float(fwd.output.sum()) / max(len(x), 1)
+
+
 def check_finite(rule: Rule, epoch: int, batch: int, checkpoint: Path | None = None) -> None:
     """Stop with :class:`DivergenceError` naming the rule, tensor, layer, epoch and batch if any learned value
     (a weight, or its optimiser state: the accumulated updates) or an apical potential is NaN/Inf.
@@ -373,7 +379,9 @@ class Trainer:
                "test_accuracy": accuracy(self.rule, data.test_x, data.test_y, cfg.seed, self.device),
                "seconds": st.seconds, "samples_per_second": st.samples / max(st.seconds, 1e-9)}
         probe = slice(0, min(PROBE_SAMPLES, len(data.train_x)))
-        row.update(self.rule.diagnostics(data.train_x[probe].to(self.device), data.train_y[probe].to(self.device)))
+        probe_x = data.train_x[probe].to(self.device)
+        row.update(self.rule.diagnostics(probe_x, data.train_y[probe].to(self.device)))
+        row["probe_output_spikes"] = output_spikes(self.rule, probe_x, cfg.seed)
         row = {k: _json_finite(v) for k, v in row.items()}
         st.history.append(row)
         st.train_seconds += st.seconds
@@ -388,6 +396,10 @@ class Trainer:
             val = "" if row["val_accuracy"] is None else f"  val {row['val_accuracy']:.2%}"
             print(f"epoch {row['epoch']}/{cfg.epochs}  loss {row['train_loss']:.4g}  train {row['train_accuracy']:.2%}"
                   f"{val}  test {row['test_accuracy']:.2%}  {row['seconds']:.1f}s", flush=True)
+            if row["probe_output_spikes"] == 0:
+                print(f"warning: epoch {row['epoch']}: no output cell fired on the {probe.stop} probe images (teacher "
+                      "off): the network is silent and spike-count errors cannot reach it; raise --init-scale or "
+                      "--max-rate (a short --tau-syn weakens every spike)", file=sys.stderr, flush=True)
 
     def _finish(self) -> dict:
         cfg, st = self.cfg, self.state

@@ -23,7 +23,7 @@ import torch
 from ..config import TrainConfig
 from ..encoding import Encoder, SpikeStream
 from ..losses import predict
-from ..network import simulate
+from ..network import Forward, simulate
 
 
 @dataclass
@@ -82,10 +82,14 @@ class Rule:
         return stream, labels, labels.shape[0]
 
     @torch.no_grad()
+    def forward(self, images: torch.Tensor, generator: torch.Generator | None) -> Forward:
+        """The network with the teacher off (bottom-up pathway only), all rows."""
+        return simulate(self.weights, self.encoder.stream(images, self.cfg.steps, generator),
+                        batch=images.shape[0], steps=self.cfg.steps, neuron=self.cfg.neuron)
+
     def infer(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """Predicted classes with the teacher off (bottom-up pathway only), all rows."""
-        fwd = simulate(self.weights, self.encoder.stream(images, self.cfg.steps, generator),
-                       batch=images.shape[0], steps=self.cfg.steps, neuron=self.cfg.neuron)
+        """Predicted classes with the teacher off, all rows."""
+        fwd = self.forward(images, generator)
         return predict(fwd.output, fwd.potentials)
 
     def make_optimizer(self, groups: list[dict]) -> torch.optim.Optimizer:
