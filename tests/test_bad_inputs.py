@@ -197,6 +197,13 @@ CASES = [
      "--lr-layers: expected 2 positive numbers joined by ',', got '1,0.5,0.2'"),
     ("lr-layers-text", T + ["--lr-layers", "1,fast"], USAGE, "--lr-layers: expected positive numbers joined by ','"),
     ("lr-layers-zero", T + ["--lr-layers", "1,0"], USAGE, "--lr-layers: expected positive numbers joined by ','"),
+    ("g-apical-layers-count", T + ["--arch", "64-16-16-10", "--g-apical-layers", "0,1,1"], USAGE,
+     "--g-apical-layers: expected at most 2 multipliers (one per hidden layer, bottom first) joined by ',', "
+     "got '0,1,1'"),
+    ("g-apical-layers-text", T + ["--g-apical-layers", "0,strong"], USAGE,
+     "--g-apical-layers: expected numbers in [0, 10] joined by ',', got '0,strong'"),
+    ("g-apical-layers-negative", T + ["--g-apical-layers=-1,1"], USAGE,
+     "--g-apical-layers: expected numbers in [0, 10] joined by ','"),
     ("optimizer", T + ["--optimizer", "rmsprop"], USAGE, "--optimizer: expected one of adam, sgd, got 'rmsprop'"),
     ("lr-schedule", T + ["--lr-schedule", "step"], USAGE, "--lr-schedule: expected one of constant, cosine, got 'step'"),
     ("grad-sums", T + ["--rule", "bptt", "--grad-sums", "float16"], USAGE,

@@ -106,3 +106,30 @@ def test_without_a_hidden_layer_both_references_give_the_same_update(digits):
     assert results["free"].updates["W0"].abs().sum() > 0
     assert torch.equal(results["free"].updates["W0"], results["nudged"].updates["W0"])
     assert torch.equal(results["free"].basal_counts, results["nudged"].basal_counts)
+
+
+def test_an_unnudged_bottom_layer_spikes_as_without_teacher_and_still_learns(digits):
+    """``g_apical_layers "0"`` (= ``"0,1"``): the lowest hidden layer's soma ignores its apical input, so
+    the teacher leaves its spikes as they are without it; its update (its apical error, carried by the nudged layer
+    above) stays aligned with ST-BP. Multipliers of 1 change nothing."""
+    x, labels = digits
+    cfg, circuit = setup("free", g_apical=1.0)
+    y = target_counts(labels, 10, cfg.circuit.target_high, cfg.circuit.target_low)
+
+    def run(layers: str, targets):
+        params = dataclasses.replace(cfg.circuit, g_apical_layers=layers).validate(cfg.steps)
+        stream = cfg.encoder_obj().stream(x, cfg.steps, torch.Generator().manual_seed(3))
+        return present(circuit, stream, targets, batch=len(x), steps=cfg.steps, neuron=cfg.neuron, params=params,
+                       learn=Plasticity(W=True))
+
+    default, ones, bottom_off, short = run("", y), run("1,1", y), run("0,1", y), run("0", y)
+    assert all(torch.equal(default.updates[k], ones.updates[k]) for k in default.updates)
+    assert all(torch.equal(bottom_off.updates[k], short.updates[k]) for k in default.updates)
+    free_bottom = run("0,1", None).hidden_counts[0]
+    assert torch.equal(bottom_off.hidden_counts[0], free_bottom)
+    assert not torch.equal(default.hidden_counts[0], free_bottom)  # nudged, it did move
+    bottom_cfg = dataclasses.replace(cfg, circuit=dataclasses.replace(cfg.circuit, g_apical_layers="0,1"))
+    updates, grads, _ = spiking_updates(circuit, x, labels, bottom_cfg, torch.Generator().manual_seed(1))
+    first, second, output = [row["cosine"] for row in agreement(updates, grads)]
+    print(f"[bottom layer not nudged] cosines {first:.4f} {second:.4f} {output:.4f}")
+    assert first >= 0.45 and second >= 0.98 and output >= 0.99

@@ -50,6 +50,8 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
                           f"activity or a teacher-free copy run alongside: {', '.join(ERROR_REFERENCES)}"),
     "--g-basal": ("circuit.g_basal", float, "bioleaf basal -> soma coupling"),
     "--g-apical": ("circuit.g_apical", float, "bioleaf apical -> soma coupling"),
+    "--g-apical-layers": ("circuit.g_apical_layers", str, "bioleaf multipliers of --g-apical per hidden layer, "
+                          "bottom first; unlisted layers keep 1 (0: the lowest layer's soma is not nudged)"),
     "--teacher-strength": ("circuit.teacher_strength", float, "bioleaf teacher nudging beta in (0, 1]"),
     "--target-high": ("circuit.target_high", float, "target spike count of the labelled output"),
     "--target-low": ("circuit.target_low", float, "target spike count of the other outputs"),

@@ -129,7 +129,7 @@ def _train(train_args: list[str], v: Variant, seed: int, run_dir: Path, quiet: b
     if v.feedback is not None:
         cmd += ["--feedback", v.feedback]
     if not quiet:
-        print(f"compare: training {v.label} seed {seed} -> {run_dir}", file=sys.stderr, flush=True)
+        print(f"compare: training {v.label} seed {seed} -> {run_dir}\n", end="", file=sys.stderr, flush=True)  # one write
     last = "(no message)"
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as child:
         for line in child.stdout:  # the run's epoch lines, relayed as they come

@@ -192,6 +192,7 @@ class TrainConfig:
             sizes = parse_arch(self.arch)
             if self.lr_layers:
                 self.layer_lrs(len(sizes) - 1)
+            self.circuit.apical_couplings(len(sizes) - 2)
         return self
 
     def _validate_nested(self) -> None:
@@ -209,7 +210,7 @@ class TrainConfig:
         refractory = self.neuron.refractory
         if not _is_int(refractory) or not 0 <= refractory <= 100_000:
             raise UsageError(f"--refractory: expected an integer in 0..100000 (steps), got {refractory!r}")
-        for name in ("feedback", "interneurons", "error_reference"):
+        for name in ("feedback", "interneurons", "error_reference", "g_apical_layers"):
             value = getattr(self.circuit, name)
             if not isinstance(value, str):
                 raise UsageError(f"{flag_of('circuit.' + name)}: expected text, got {value!r}")

@@ -7,12 +7,14 @@ compartments and one interneuron per pyramidal cell of the layer above:
 
     v^B_l(t) &= W_l\, x_{l-1}(t)                                  &&\text{basal (bottom-up)}\\
     v^A_l(t) &= B_l\, x_{l+1}(t-1) + Q_l\, x^I_l(t-1)             &&\text{apical (top-down + inhibition)}\\
-    I_l(t)   &= g_B\, v^B_l(t) + g_A\, v^A_l(t)                     &&\text{soma (integrate-and-fire)}\\
+    I_l(t)   &= g_B\, v^B_l(t) + g_{A,l}\, v^A_l(t)                 &&\text{soma (integrate-and-fire)}\\
     I^I_l(t) &= g_B\, P_l\, x_l(t)                                  &&\text{interneuron soma}
 
-Output cells are nudged by the teacher, a conductance-like current that pulls their somatic drive
-toward the target rate :math:`y_k \vartheta / T`; their apical (error) input is the teacher's pull
-measured against the cell's own prediction of its teacher-free rate:
+(:math:`g_{A,l}`: ``g_apical`` times the layer's ``g_apical_layers`` multiplier; ``"0"`` leaves the
+lowest hidden layer's soma unnudged, docs/theory.md section 2.) Output cells are nudged by the
+teacher, a conductance-like current that pulls their somatic drive toward the target rate
+:math:`y_k \vartheta / T`; their apical (error) input is the teacher's pull measured against the
+cell's own prediction of its teacher-free rate:
 
 .. math::  I_k(t) = (1-\beta)\, v^B_k(t) + \beta\, y_k \vartheta / T, \qquad
            c_k(t) = \beta\,\big(y_k \vartheta / T - \Delta[a_k]_+(t)\big), \qquad a_k(t) = \sum_{t' \le t} v^B_k(t'),
@@ -85,6 +87,7 @@ class CircuitParams:
 
     g_basal: float = 1.0  # basal -> soma coupling (also the interneuron's somatic gain)
     g_apical: float = 0.5  # apical -> soma coupling of hidden pyramidal cells
+    g_apical_layers: str = ""  # multipliers of g_apical per hidden layer, bottom first; unlisted layers: 1 ("0")
     teacher_strength: float = 1.0  # beta in [0, 1]: 1 clamps output counts to their targets
     target_high: float = 10.0  # target spike count of the labelled output cell
     target_low: float = 0.0  # target spike count of the other output cells
@@ -113,10 +116,32 @@ class CircuitParams:
             raise UsageError(f"--g-basal: expected a finite value > 0, got {self.g_basal}")
         if not (0 <= self.g_apical <= 10):
             raise UsageError(f"--g-apical: expected a value in [0, 10], got {self.g_apical}")
+        if self.g_apical_layers:
+            _multipliers(self.g_apical_layers)
         if not 0 <= self.target_low < self.target_high <= steps:
             raise UsageError(f"--target-high/--target-low: expected 0 <= low < high <= steps ({steps}) "
                              f"spikes, got low={self.target_low}, high={self.target_high}")
         return self
+
+    def apical_couplings(self, n_hidden: int) -> list[float]:
+        """``g_A`` of each hidden layer, bottom first: ``g_apical`` times its ``g_apical_layers`` multiplier
+        (layers beyond the list keep 1, so ``"0"`` means "the lowest hidden layer unnudged" at any depth)."""
+        mult = _multipliers(self.g_apical_layers) if self.g_apical_layers else []
+        if len(mult) > n_hidden:
+            raise UsageError(f"--g-apical-layers: expected at most {n_hidden} multipliers (one per hidden layer, "
+                             f"bottom first) joined by ',', got {self.g_apical_layers!r}")
+        return [self.g_apical * m for m in mult] + [self.g_apical] * (n_hidden - len(mult))
+
+
+def _multipliers(text: str) -> list[float]:
+    """``"0,1"`` -> ``[0.0, 1.0]``; :class:`UsageError` unless every item is a number in [0, 10]."""
+    try:
+        mult = [float(m) for m in text.split(",")]
+    except ValueError:
+        mult = [math.nan]
+    if not all(0 <= m <= 10 for m in mult):
+        raise UsageError(f"--g-apical-layers: expected numbers in [0, 10] joined by ',', got {text!r}")
+    return mult
 
 
 @dataclass
@@ -220,6 +245,7 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
     dev = W[0].device
     sizes = circuit.sizes
     ideal = params.interneurons == "ideal"
+    g_apical = params.apical_couplings(L - 1)
     pyr = [if_init(batch, n, device=dev) for n in sizes[1:]]
     inter = [if_init(batch, sizes[l + 2], device=dev) for l in range(L - 1)]
     x_in = torch.zeros(batch, sizes[0], device=dev)
@@ -266,7 +292,7 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
             X[l] += pre
             if l < L - 1:  # hidden pyramidal cell: basal + apical compartments
                 apical = apical_of(l, prev_pyr[l + 1].trace, prev_inter[l].trace)
-                drive = params.g_basal * basal + params.g_apical * apical
+                drive = params.g_basal * basal + g_apical[l] * apical
             else:  # output cell: the teacher current is its apical input
                 a_new = a_out + basal
                 rate = torch.relu(a_new) - torch.relu(a_out)  # increment of [sum_t v^B]_+

@@ -12,11 +12,13 @@ PRESETS: dict[str, dict[str, object]] = {
     "digits": {"dataset": "digits", "arch": "64-128-10", "epochs": 5, "threads": 1},
     # docs/results.md: the Fashion-MNIST table (its bioleaf/symmetric row, seeds 0-2, is the README's main job);
     # every rule gets the same schedule, initial weights and neuron (a 1 ms synaptic trace: section 3 of
-    # docs/results.md); the circuit settings only concern bioleaf
+    # docs/results.md); the circuit settings only concern bioleaf (the lowest hidden layer's soma is not
+    # nudged: docs/theory.md section 2)
     "fashion-mnist": {"dataset": "fashion-mnist", "arch": "784-400-400-10", "epochs": 10, "batch_size": 100,
                       "threads": 1, "lr_schedule": "cosine", "init_scale": 0.3, "neuron.tau_syn": 1.0,
                       "circuit.interneurons": "ideal",
-                      "circuit.error_reference": "free", "circuit.g_apical": 1.0, "circuit.target_high": 15.0},
+                      "circuit.error_reference": "free", "circuit.g_apical": 1.0, "circuit.g_apical_layers": "0",
+                      "circuit.target_high": 15.0},
 }
 
 

@@ -34,6 +34,7 @@ class BioleafRule(Rule):
     def __init__(self, cfg, sizes, generator, device):
         super().__init__(cfg, sizes, generator, device)
         p = cfg.circuit
+        p.apical_couplings(len(sizes) - 2)  # a wrong count of multipliers fails here, before any training
         self.circuit: Microcircuit = build_circuit(sizes, p, generator, cfg.init_scale, device)
         hidden = len(sizes) > 2
         self.lateral = Plasticity(W=False, P=hidden and p.interneurons == "learned",
