@@ -18,7 +18,7 @@ PRESETS: dict[str, dict[str, object]] = {
                       "threads": 1, "lr_schedule": "cosine", "init_scale": 0.3, "neuron.tau_syn": 1.0,
                       "circuit.interneurons": "ideal",
                       "circuit.error_reference": "free", "circuit.g_apical": 1.0, "circuit.g_apical_layers": "0",
-                      "circuit.target_high": 15.0},
+                      "circuit.target_high": 18.0},
 }
 
 
