@@ -22,7 +22,6 @@ import torch
 from bioleaf.data import load_dataset
 from bioleaf.errors import BioleafError
 from bioleaf.evaluate import load_model
-from bioleaf.network import simulate
 
 
 @lru_cache(maxsize=None)
@@ -35,9 +34,7 @@ def hidden_activity(run_dir: str, images: int, near_cap: float) -> dict:
     """Per hidden layer activity of the trained run in ``run_dir`` (see the module docstring)."""
     cfg, rule = load_model(run_dir)
     x = load_test_images(cfg.dataset, cfg.data_dir, cfg.limit, cfg.val_fraction)[:images].to(rule.device)
-    stream = cfg.encoder_obj().stream(x, cfg.steps, torch.Generator(device=rule.device).manual_seed(cfg.seed))
-    with torch.no_grad():
-        fwd = simulate(rule.weights, stream, batch=len(x), steps=cfg.steps, neuron=cfg.neuron)
+    fwd = rule.forward(x, torch.Generator(device=rule.device).manual_seed(cfg.seed))
     layers = []
     for counts in fwd.counts[:-1]:
         active = counts > 0
