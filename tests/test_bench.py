@@ -105,6 +105,8 @@ def test_snntorch_twin_gradients_equal_ours_when_its_reset_is_attached():
     CircuitParams(feedback="learned"),
     CircuitParams(feedback="random", interneurons="ideal"),
     CircuitParams(interneurons="ideal", error_reference="free"),  # teacher phase + its teacher-free copy
+    CircuitParams(interneurons="ideal", error_reference="free", nudge="two-sided"),  # + the second teacher phase
+    CircuitParams(interneurons="ideal", error_reference="free", nudge="two-sided", g_apical_layers="0"),
 ])
 @pytest.mark.parametrize("arch", ["30-12-9-4", "30-12-4"])
 def test_analytic_bioleaf_flops_equal_the_products_torch_executes(circuit, arch):

@@ -446,6 +446,8 @@ CHOICES = {"rule": ["bioleaf", "stbp", "bptt"], "dataset": ["digits", "mnist", "
            "circuit.interneurons": ["learned", "ideal"], "arch": ["64-32-10", "1-1", "64--10", "64-200000-10"],
            "lr_layers": ["1,0.5", "1", "0,1", "a,b"], "data_dir": ["/tmp", ""],
            "circuit.g_apical_layers": ["0,1", "1", "0", "-1", "a,1", "11"],
+           "circuit.nudge": ["one-sided", "two-sided", "both"],
+           "circuit.error_reference": ["nudged", "free"],
            "grad_sums": ["float32", "float64", "float16"], "lr_schedule": ["constant", "cosine", "step"]}
 ANYTHING = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70),

@@ -47,7 +47,7 @@ from .config import TrainConfig, parse_arch
 from .encoding import SpikeStream
 from .errors import BioleafError, UsageError
 from .losses import predict
-from .microcircuit import Plasticity
+from .microcircuit import Plasticity, second_phase_start
 from .neurons import NeuronParams
 from .presets import PRESETS
 
@@ -255,9 +255,10 @@ def bioleaf_matmuls(rule, batch: int) -> list[Matmul]:
     the bottom-up ``x @ W.T`` of every layer; the apical input of every hidden layer (``B`` and ``Q``,
     or one product of the trace difference with ideal interneurons); the interneuron drive ``P``
     (reused from the layer above with ideal interneurons); with ``--error-reference free`` the
-    teacher-free copy's bottom-up products above the first layer (it shares the first). Once per presentation: the apical
-    integral of the PSPs still in flight at the end, and the update outer products ``e.T @ X`` of
-    the running sums (``W`` in the teacher phase, ``P``/``Q``/``B`` in the free phase).
+    teacher-free copy's bottom-up products above the first layer (it shares the first); with ``--nudge
+    two-sided`` the second teacher phase's apical and bottom-up products from its lowest nudged layer up.
+    Once per presentation: the apical integral of the PSPs still in flight at the end, and the update
+    outer products ``e.T @ X`` of the running sums (``W`` in the teacher phase, ``P``/``Q``/``B`` in the free phase).
     Element-wise work (neurons, traces, running sums, optimiser) is not counted.
     ``tests/test_bench.py`` checks the total against the products torch actually executes.
     """
@@ -282,6 +283,13 @@ def bioleaf_matmuls(rule, batch: int) -> list[Matmul]:
         if teacher and rule.cfg.circuit.error_reference == "free":  # the teacher-free copy's own products
             for l in range(1, L):
                 add("forward", f"free:W{l}", batch, sizes[l], sizes[l + 1])
+        first = second_phase_start(rule.cfg.circuit, L) if teacher else None
+        if first is not None:  # two-sided nudging's second teacher phase, from its lowest nudged layer up
+            for l in range(first, L - 1):
+                add("apical", f"minus:B-Q{l}", batch, sizes[l + 2], sizes[l + 1])
+                add("forward", f"minus:W{l + 1}", batch, sizes[l + 1], sizes[l + 2])
+            for l in range(max(first - 1, 0), L - 2):  # the two phases' apical difference, once
+                add("apical", f"minus:tail{l}", batch, sizes[l + 2], sizes[l + 1], 1)
         # once per presentation
         for l in range(L - 1):
             for src in apical_sources:

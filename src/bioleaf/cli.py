@@ -17,7 +17,7 @@ from pathlib import Path
 from .config import DATASETS, OPTIMIZERS, RULE_NAMES, SURROGATES, TrainConfig
 from .encoding import ENCODERS
 from .errors import BioleafError, UsageError
-from .microcircuit import ERROR_REFERENCES, FEEDBACK_MODES, INTERNEURON_MODES
+from .microcircuit import ERROR_REFERENCES, FEEDBACK_MODES, INTERNEURON_MODES, NUDGES
 from .presets import PRESETS, preset_values
 
 # flag -> (config field, type, help); nested fields are "neuron.x" / "circuit.x"
@@ -48,6 +48,8 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
     "--interneurons": ("circuit.interneurons", str, f"bioleaf P/Q: {', '.join(INTERNEURON_MODES)}"),
     "--error-reference": ("circuit.error_reference", str, "bioleaf errors measured against the nudged "
                           f"activity or a teacher-free copy run alongside: {', '.join(ERROR_REFERENCES)}"),
+    "--nudge": ("circuit.nudge", str, "bioleaf teacher phases: one, or a second with the top hidden layer's "
+                f"coupling reversed, whose difference the lower layers learn from: {', '.join(NUDGES)}"),
     "--g-basal": ("circuit.g_basal", float, "bioleaf basal -> soma coupling"),
     "--g-apical": ("circuit.g_apical", float, "bioleaf apical -> soma coupling"),
     "--g-apical-layers": ("circuit.g_apical_layers", str, "bioleaf multipliers of --g-apical per hidden layer, "

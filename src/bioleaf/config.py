@@ -210,7 +210,7 @@ class TrainConfig:
         refractory = self.neuron.refractory
         if not _is_int(refractory) or not 0 <= refractory <= 100_000:
             raise UsageError(f"--refractory: expected an integer in 0..100000 (steps), got {refractory!r}")
-        for name in ("feedback", "interneurons", "error_reference", "g_apical_layers"):
+        for name in ("feedback", "interneurons", "error_reference", "g_apical_layers", "nudge"):
             value = getattr(self.circuit, name)
             if not isinstance(value, str):
                 raise UsageError(f"{flag_of('circuit.' + name)}: expected text, got {value!r}")

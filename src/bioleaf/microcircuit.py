@@ -60,6 +60,19 @@ which is exactly the ideal circuit's free phase (its apical inputs are zero). Th
 The copy costs the bottom-up products above the first layer (it shares the first), about a quarter
 more work per step, and gives the teacher-free output on the fly (the per-batch training accuracy).
 
+**Two-sided nudging** (``nudge="two-sided"``, free reference): a second teacher phase on the same input
+spikes in which the top hidden layer's coupling is reversed (:math:`I_{L-2} = g_B v^B - g_A v^A`), run
+alongside from the lowest nudged layer up (the layers below it fire as in the free phase in every
+phase, so they are shared). The layers below the top hidden one learn from half the difference of
+their apical integrals in the two phases,
+
+.. math::  A_l = \tfrac12 \big(A^+_l - A^-_l\big)
+               = \tfrac12 B_l \sum_t \big[(x^+_{l+1} - x^{I+}_l) - (x^-_{l+1} - x^{I-}_l)\big]\ (+\text{tail}),
+
+the central difference of the layer above's response to its nudge (one-sided at a rectification or at
+the cap of ``T`` spikes otherwise). The top hidden layer and the output read the teacher itself and
+keep their one-sided errors.
+
 A presentation runs ``T`` steps on one batch and accumulates these sums online; nothing of size
 ``T`` is ever stored. Updates are the rules of :mod:`bioleaf.plasticity` applied to the sums at the end.
 """
@@ -79,6 +92,7 @@ from .neurons import NeuronParams, if_init, if_step
 FEEDBACK_MODES = ("symmetric", "random", "learned")
 INTERNEURON_MODES = ("learned", "ideal")
 ERROR_REFERENCES = ("nudged", "free")
+NUDGES = ("one-sided", "two-sided")
 
 
 @dataclass(frozen=True)
@@ -96,6 +110,7 @@ class CircuitParams:
     contrastive: bool = True  # learned interneurons: W reads A_teacher - A_free (free-phase apical baseline)
     center_feedback: bool = True  # random/learned B: remove each row's mean over the cells above
     error_reference: str = "nudged"  # free: errors against a teacher-free copy run alongside (ideal interneurons)
+    nudge: str = "one-sided"  # two-sided: a second teacher phase with the top hidden coupling reversed (free)
 
     def validate(self, steps: int) -> "CircuitParams":
         """Raise :class:`UsageError` for values that cannot give a working circuit."""
@@ -109,6 +124,10 @@ class CircuitParams:
         if self.error_reference == "free" and self.interneurons != "ideal":
             raise UsageError("--error-reference free: needs --interneurons ideal (learned interneurons "
                              "measure errors in their own free phase)")
+        if self.nudge not in NUDGES:
+            raise UsageError(f"--nudge: expected one of {', '.join(NUDGES)}, got {self.nudge!r}")
+        if self.nudge == "two-sided" and self.error_reference != "free":
+            raise UsageError("--nudge two-sided: needs --error-reference free (and so --interneurons ideal)")
         if not 0 < self.teacher_strength <= 1:
             raise UsageError(f"--teacher-strength: expected a value in (0, 1] (1 clamps outputs to their targets; "
                              f"more makes counts overshoot and explode), got {self.teacher_strength}")
@@ -198,6 +217,40 @@ def build_circuit(sizes: list[int], params: CircuitParams, generator: torch.Gene
     return circuit
 
 
+def second_phase_start(params: CircuitParams, n_layers: int) -> int | None:
+    """The lowest layer two-sided nudging's second teacher phase simulates (the lowest hidden layer whose
+    soma is nudged), or ``None`` when it has nothing to change: one-sided nudging, no hidden layer nudged,
+    or no layer below the top hidden one (which reads the teacher itself)."""
+    if params.nudge != "two-sided" or params.error_reference != "free" or n_layers < 3:
+        return None
+    g_apical = params.apical_couplings(n_layers - 1)
+    return next((l for l, g in enumerate(g_apical) if g != 0), None)
+
+
+def _second_teacher_phase(circuit: Microcircuit, params: CircuitParams, neuron: NeuronParams,
+                          g_apical: list[float], first: int, basal: torch.Tensor, pyr_m: list, inter_m: list,
+                          top_inter, teacher_rate: torch.Tensor, apical_of) -> None:
+    """One time step of two-sided nudging's second teacher phase, in place on its states ``pyr_m`` and
+    ``inter_m`` (layers ``first`` up to the output; the same equations as the first phase, with the top
+    hidden layer's apical coupling reversed). ``basal``: layer ``first``'s bottom-up input, shared with
+    the first phase (no layer below ``first`` is nudged); ``top_inter``: the top interneurons (the free
+    copy's, shared)."""
+    L = len(circuit.W)
+    for l in range(first, L):
+        if l == L - 1:
+            beta = params.teacher_strength
+            drive = (1 - beta) * basal + beta * teacher_rate
+        else:
+            top = l == L - 2
+            apical = apical_of(l, pyr_m[l + 1].trace, top_inter.trace if top else inter_m[l].trace)
+            drive = params.g_basal * basal + (-g_apical[l] if top else g_apical[l]) * apical
+        _, pyr_m[l] = if_step(drive, pyr_m[l], neuron)
+        if l < L - 1:
+            basal = pyr_m[l].trace @ circuit.W[l + 1].T
+            if l < L - 2:
+                _, inter_m[l] = if_step(params.g_basal * basal, inter_m[l], neuron)
+
+
 @dataclass
 class Plasticity:
     """Which synapse types learn during a presentation."""
@@ -264,6 +317,20 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
         inter_f = if_init(batch, sizes[-1], device=dev) if L > 1 else None  # no hidden layer: no interneurons
         X_f = X[:1] + [torch.zeros_like(x) for x in X[1:]]  # its presynaptic trace sums (the input's is shared)
         a_f = torch.zeros(batch, sizes[-1], device=dev)  # its output cells' integrated basal potential
+    # two-sided nudging: the second teacher phase (the top hidden layer's coupling reversed), run alongside
+    # from the lowest nudged layer up (the layers below it are the free network in both phases: shared)
+    first = second_phase_start(params, L) if targets is not None else None
+    two_sided = first is not None
+    if two_sided:
+        pyr_m = [None] * first + [if_init(batch, n, device=dev) for n in sizes[first + 1:]]
+        inter_m = [None] * first + [if_init(batch, sizes[l + 2], device=dev) for l in range(first, L - 2)]
+        # D_l = A+_l - A-_l before the product with B_l: sum_t of (x_{l+1} - x^I_l) in the first phase minus
+        # the same in the second, for first-1 <= l < L-2 (the layers whose bottom-up rule reads it)
+        D = {l: torch.zeros(batch, sizes[l + 2], device=dev) for l in range(max(first - 1, 0), L - 2)}
+
+        def phase_difference(l: int) -> torch.Tensor:
+            inter_minus = inter[l] if inter_m[l] is None else inter_m[l]  # below ``first``: shared
+            return (pyr[l + 1].trace - inter[l].trace) - (pyr_m[l + 1].trace - inter_minus.trace)
 
     def apical_of(l: int, above: torch.Tensor, inter_trace: torch.Tensor) -> torch.Tensor:
         if ideal:
@@ -275,7 +342,10 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
         x_in = neuron.lam * x_in + s_in
         prev_pyr, prev_inter = pyr, inter
         pyr, inter = list(pyr), list(inter)
-        fired, inter_fired, apicals = [], [], []
+        fired, inter_fired, apicals, basals = [], [], [], []
+        if two_sided:
+            for l, d in D.items():
+                d += phase_difference(l)
         pre, basal = x_in, x_in @ W[0].T
         if free:
             basal_f = basal
@@ -290,6 +360,7 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
                 s_inter_f, inter_f = if_step(params.g_basal * basal_f, inter_f, neuron)
         for l in range(L):
             X[l] += pre
+            basals.append(basal)
             if l < L - 1:  # hidden pyramidal cell: basal + apical compartments
                 apical = apical_of(l, prev_pyr[l + 1].trace, prev_inter[l].trace)
                 drive = params.g_basal * basal + g_apical[l] * apical
@@ -321,6 +392,9 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
                 XI[l] += prev_inter[l].trace
                 inter_fired.append(s_inter)
                 pre, basal = pyr[l].trace, basal_above
+        if two_sided:
+            _second_teacher_phase(circuit, params, neuron, g_apical, first, basals[first], pyr_m, inter_m,
+                                  prev_inter[L - 2], teacher_rate, apical_of)
         if rec is not None:
             rec["input"].append(s_in[0].clone())
             for l in range(L):
@@ -334,13 +408,18 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
     for l in range(L - 1):
         A[l] += tail * apical_of(l, pyr[l + 1].trace, inter[l].trace)
         XI[l] += tail * inter[l].trace
+    errors = list(A)  # what each layer's bottom-up rule reads
+    if two_sided:  # below the top hidden layer: half the difference of the two phases' apical integrals
+        for l, d in D.items():
+            d += tail * phase_difference(l)  # both phases' PSPs complete their integral
+            errors[l] = 0.5 * (d @ circuit.B[l].T)
     # the bottom-up rule's presynaptic sums and gates: free-phase ones with the free reference
     pre_sums, gates = (X_f, pyr_f) if free else (X, pyr)
     updates: dict[str, torch.Tensor] = {}
     for l in range(L):
         if learn.W and (l < L - 1 or targets is not None):
             active = (gates[l].count > 0).to(x_in.dtype) if l < L - 1 else torch.ones_like(A[l])
-            err = A[l] if apical_baseline is None or l == L - 1 else A[l] - apical_baseline[l]
+            err = errors[l] if apical_baseline is None or l == L - 1 else A[l] - apical_baseline[l]
             updates[f"W{l}"] = plasticity.basal_error_stdp(pre_sums[l], err, active, steps)
     for l in range(L - 1):
         if learn.P:
