@@ -45,6 +45,14 @@ def test_quick_compare_on_digits(run_cli, tmp_path):
     code, _, err = run_cli(*args)
     assert code == 0, err
     assert json.loads(summary.read_text())["test_accuracy"] == before
+    # a run made before a field existed (its config.json lacks the key) is reused: the field's default
+    config_path = tmp_path / "runs" / "stbp-seed0" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["circuit"]["g_apical_layers"]
+    config_path.write_text(json.dumps(config))
+    code, again, err = run_cli(*args)
+    assert code == 0 and "training it again" not in err, err
+    assert _accuracies(json.loads(again)) == _accuracies(rows)
 
 
 def test_compare_rejects_bad_lists(run_cli, tmp_path):

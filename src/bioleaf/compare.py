@@ -100,9 +100,9 @@ def _reusable(run_dir: Path, expected: dict, quiet: bool) -> bool:
     """Whether ``run_dir`` holds a finished run of exactly the ``expected`` configuration."""
     if not (run_dir / "summary.json").is_file():
         return False
-    try:
-        found = json.loads((run_dir / "config.json").read_text())
-    except (OSError, json.JSONDecodeError):
+    try:  # read as a configuration: a field added after the run was made counts as its default
+        found = TrainConfig.from_json(json.loads((run_dir / "config.json").read_text())).to_json()
+    except (OSError, ValueError, TypeError, UsageError):  # unreadable, not JSON, not a configuration
         found = {}
     changed = _differences(found, expected)
     if changed and not quiet:
