@@ -73,6 +73,7 @@ class BenchSettings:
     memory_batch: int = 256
     memory_steps: tuple[int, ...] = (10, 50, 100)
     memory_batches: int = 2
+    memory_repeats: int = 3  # fresh processes per (rule, T); the median peak is reported
     memory_parallel: int = 1  # probes run at once (1: no probe slows another down)
     probe_timeout_s: float = 900.0
     use_dataset: bool = True  # Fashion-MNIST images for (a) when installed, else uniform noise
@@ -87,7 +88,7 @@ one of them is descheduled, which made a plain matmul replay look slower than Bi
 ``BIOLEAF_BENCH_THREADS=0`` (all cores) or ``=N`` overrides it for (a) and (c)."""
 QUICK = BenchSettings(speed_arch="784-32-32-10", speed_steps=10, speed_batch=16, speed_warmup=1,
                       speed_rounds=3, memory_arch="784-64-64-10", memory_batch=32, memory_steps=(10, 100), memory_batches=1,
-                      memory_parallel=2, probe_timeout_s=120.0, use_dataset=False, threads=1)
+                      memory_repeats=1, memory_parallel=2, probe_timeout_s=120.0, use_dataset=False, threads=1)
 """Tiny sizes on one thread (small ops on two OpenMP threads of a CPU shared with other jobs spend
 most of their time waiting for each other) and two memory points: each probe is a fresh Python
 process that pays ~2.5 s CPU to import torch (with ``torch._dynamo``, pulled in by the optimiser)."""
@@ -531,11 +532,13 @@ def _probe_env(threads: int | None) -> dict:
 
 
 def memory(settings: BenchSettings, seed: int = 0) -> dict:
-    """(b): one fresh process per (rule, T); peaks in MB and the ratios peak(T_max) / peak(T_min)."""
+    """(b): ``memory_repeats`` fresh processes per (rule, T); the median peak in MB (where the heap's
+    high-water mark lands moves a ~90 MB peak by +-10 MB from process to process) and the ratios
+    peak(T_max) / peak(T_min) of the medians."""
     s = settings
     specs = [{"rule": rule, "steps": t, "arch": s.memory_arch, "batch": s.memory_batch,
               "batches": s.memory_batches, "seed": seed, "threads": s.memory_threads}
-             for rule in ("bioleaf", "bptt") for t in s.memory_steps]
+             for rule in ("bioleaf", "bptt") for t in s.memory_steps for _ in range(s.memory_repeats)]
     results: list[dict] = []
     env = _probe_env(s.memory_threads)
     for start in range(0, len(specs), max(1, s.memory_parallel)):
@@ -557,7 +560,8 @@ def memory(settings: BenchSettings, seed: int = 0) -> dict:
     out: dict = {}
     lo, hi = min(s.memory_steps), max(s.memory_steps)
     for rule in ("bioleaf", "bptt"):
-        peaks = {r["steps"]: r["peak_mb"] for r in results if r["rule"] == rule}
+        peaks = {t: statistics.median(r["peak_mb"] for r in results if r["rule"] == rule and r["steps"] == t)
+                 for t in s.memory_steps}
         for t, mb in sorted(peaks.items()):
             out[f"{rule}_peak_mb_T{t}"] = mb
         out[f"{rule}_memory_ratio_T100_T10"] = peaks[hi] / peaks[lo] if peaks[lo] > 0 else math.nan
@@ -594,7 +598,7 @@ def run_bench(quick: bool = False, *, settings: BenchSettings | None = None) -> 
     result.update({
         "quick": quick, "speed_arch": s.speed_arch, "speed_steps": s.speed_steps, "speed_batch": s.speed_batch,
         "speed_rounds": s.speed_rounds, "memory_arch": s.memory_arch, "memory_batch": s.memory_batch,
-        "memory_steps": list(s.memory_steps), "memory_batches": s.memory_batches,
+        "memory_steps": list(s.memory_steps), "memory_batches": s.memory_batches, "memory_repeats": s.memory_repeats,
         "memory_threads": s.memory_threads,
         "twin_tau_mem_ms": TWIN_NEURON.tau_mem,
         "torch_version": torch.__version__, "snntorch_version": snntorch.__version__,
