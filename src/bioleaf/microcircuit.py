@@ -342,7 +342,7 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
         x_in = neuron.lam * x_in + s_in
         prev_pyr, prev_inter = pyr, inter
         pyr, inter = list(pyr), list(inter)
-        fired, inter_fired, apicals, basals = [], [], [], []
+        fired, inter_fired, apicals = [], [], []
         if two_sided:
             for l, d in D.items():
                 d += phase_difference(l)
@@ -360,7 +360,8 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
                 s_inter_f, inter_f = if_step(params.g_basal * basal_f, inter_f, neuron)
         for l in range(L):
             X[l] += pre
-            basals.append(basal)
+            if l == first:  # the second teacher phase's input from the layers below, shared
+                basal_first = basal
             if l < L - 1:  # hidden pyramidal cell: basal + apical compartments
                 apical = apical_of(l, prev_pyr[l + 1].trace, prev_inter[l].trace)
                 drive = params.g_basal * basal + g_apical[l] * apical
@@ -393,7 +394,7 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
                 inter_fired.append(s_inter)
                 pre, basal = pyr[l].trace, basal_above
         if two_sided:
-            _second_teacher_phase(circuit, params, neuron, g_apical, first, basals[first], pyr_m, inter_m,
+            _second_teacher_phase(circuit, params, neuron, g_apical, first, basal_first, pyr_m, inter_m,
                                   prev_inter[L - 2], teacher_rate, apical_of)
         if rec is not None:
             rec["input"].append(s_in[0].clone())
