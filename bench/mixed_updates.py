@@ -29,7 +29,7 @@ from bioleaf.cli import build_parser, config_from_args
 from bioleaf.data import load_dataset
 from bioleaf.network import simulate
 from bioleaf.rules.bioleaf import BioleafRule
-from bioleaf.rules.stbp import stbp_gradients
+from bioleaf.backprop import stbp_gradients
 from bioleaf.train import Trainer
 
 

@@ -17,7 +17,7 @@ from collections import defaultdict
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from bioleaf.bench import bench_config, bioleaf_matmuls
+from bioleaf.bench import bench_config, recorded_matmuls
 from bioleaf.config import parse_arch
 from bioleaf.rules import make_rule
 
@@ -83,9 +83,9 @@ def main(argv=None) -> int:
             rows.append((e.self_cpu_time_total / n, e.count // n, f"[{m},{k}]@[{k},{nn}]", flops / (e.self_cpu_time_total * 1e3)))
     for us, c, shape, gflops in sorted(rows, reverse=True):
         print(f"  {shape:<22} {c:>5} calls  {us / 1e3:8.2f} ms  {gflops:6.1f} GFLOP/s")
-    analytic = sum(m.flops for m in bioleaf_matmuls(rule, args.batch))
-    print(f"\nanalytic matmul FLOPs per batch: {analytic / 1e9:.3f} GFLOP -> {analytic / plain / 1e9:.1f} GFLOP/s overall,"
-          f" {analytic / (mm_us / n) / 1e3:.1f} GFLOP/s inside aten::mm")
+    recorded = sum(m.flops for m in recorded_matmuls(lambda: rule.train_batch(x, y, gen)))
+    print(f"\nmatmul FLOPs per batch: {recorded / 1e9:.3f} GFLOP -> {recorded / plain / 1e9:.1f} GFLOP/s overall,"
+          f" {recorded / (mm_us / n) / 1e3:.1f} GFLOP/s inside aten::mm")
     print(f"per batch: {sum(calls.values()) / n:.0f} operator calls, wall {wall_us / n / 1e3:.1f} ms (profiled)")
     print(f"  matrix products   {mm_us / n / 1e3:8.1f} ms  {mm_us / wall_us:6.1%}")
     print(f"  other aten ops    {ew_us / n / 1e3:8.1f} ms  {ew_us / wall_us:6.1%}")

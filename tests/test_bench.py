@@ -109,20 +109,24 @@ def test_snntorch_twin_gradients_equal_ours_when_its_reset_is_attached():
     CircuitParams(interneurons="ideal", error_reference="free", nudge="two-sided", g_apical_layers="0"),
 ])
 @pytest.mark.parametrize("arch", ["30-12-9-4", "30-12-4"])
-def test_analytic_bioleaf_flops_equal_the_products_torch_executes(circuit, arch):
+def test_recorded_bioleaf_products_replay_the_flops_torch_counts(circuit, arch):
     sizes = [int(n) for n in arch.split("-")]
     cfg = TrainConfig(rule="bioleaf", arch=arch, steps=12, batch_size=6, self_predict_batches=0,
                       circuit=circuit).validate()
     rule = make_rule(cfg, sizes, torch.Generator().manual_seed(0), torch.device("cpu"))
     images = torch.rand(6, sizes[0], generator=torch.Generator().manual_seed(1))
     labels = torch.arange(6) % sizes[-1]
-    counted = bench.counted_flops(lambda: rule.train_batch(images, labels, torch.Generator().manual_seed(2)))
-    assert sum(m.flops for m in bench.bioleaf_matmuls(rule, 6)) == counted
+    batch = lambda: rule.train_batch(images, labels, torch.Generator().manual_seed(2))  # noqa: E731
+    counted = bench.counted_flops(batch)
+    matmuls = bench.recorded_matmuls(batch)
+    assert counted > 0 and sum(m.flops for m in matmuls) == counted
+    assert bench.counted_flops(bench.matmul_replay(matmuls)) == counted
+    per_step = 3 if len(sizes) == 4 else 2  # at least the bottom-up products of every layer, every step
+    assert len(matmuls) >= per_step * cfg.steps
 
 
 def test_matmul_replay_runs_the_listed_products():
-    matmuls = [bench.Matmul("forward", "W0", 4, 5, 3, 7), bench.Matmul("update", "dW0", 3, 4, 5, 1),
-               bench.Matmul("apical", "tail", 2, 3, 4, 1)]
+    matmuls = [bench.Matmul("mm", 4, 5, 3, 7), bench.Matmul("mm", 3, 4, 5, 1), bench.Matmul("bmm", 2, 3, 4, 2)]
     run = bench.matmul_replay(matmuls, torch.Generator().manual_seed(0))
     with FlopCounterMode(display=False) as counter:
         run()

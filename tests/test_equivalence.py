@@ -8,7 +8,7 @@ import torch
 from bioleaf.data import dataset_available
 from bioleaf.equivalence import count_model_updates, agreement
 from bioleaf.losses import target_counts
-from bioleaf.microcircuit import uniform_init
+from bioleaf.network import uniform_init
 
 SETTINGS = ("count_model", "spiking", "random_feedback", "untrained_interneurons")
 

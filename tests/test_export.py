@@ -68,7 +68,7 @@ def bioleaf_reference(run_dir: Path, spikes: list[torch.Tensor]) -> tuple[torch.
     cfg, rule = load_model(run_dir)
     with torch.no_grad():
         fwd = simulate(rule.weights, lambda t: spikes[t], batch=spikes[0].shape[0], steps=len(spikes),
-                       neuron=cfg.neuron)
+                       neuron=cfg.neuron, g_basal=rule.g_basal)
     return fwd.output, predict(fwd.output, fwd.potentials)
 
 

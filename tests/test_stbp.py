@@ -4,7 +4,7 @@ import torch
 
 from bioleaf.equivalence import cosine
 from bioleaf.network import Forward
-from bioleaf.rules.stbp import stbp_gradients
+from bioleaf.backprop import stbp_gradients
 
 
 def count_model(weights, x0, kappa, threshold):

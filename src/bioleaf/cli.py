@@ -14,61 +14,9 @@ import os
 import sys
 from pathlib import Path
 
-from .config import DATASETS, OPTIMIZERS, RULE_NAMES, SURROGATES, TrainConfig
-from .encoding import ENCODERS
+from .config import DATASETS, RULE_NAMES, TRAIN_FLAGS, TrainConfig
 from .errors import BioleafError, UsageError
-from .microcircuit import ERROR_REFERENCES, FEEDBACK_MODES, INTERNEURON_MODES, NUDGES
 from .presets import PRESETS, preset_values
-
-# flag -> (config field, type, help); nested fields are "neuron.x" / "circuit.x"
-TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
-    "--arch": ("arch", str, "layer sizes, e.g. 784-400-400-10 (default: <input>-400-400-10)"),
-    "--steps": ("steps", int, "time steps T per presentation"),
-    "--epochs": ("epochs", int, "training epochs"),
-    "--batch-size": ("batch_size", int, "samples per batch"),
-    "--lr": ("lr", float, "learning rate of W"),
-    "--lr-layers": ("lr_layers", str, "per-layer multipliers of --lr, e.g. 1,0.5,0.5"),
-    "--optimizer": ("optimizer", str, f"one of {', '.join(OPTIMIZERS)}"),
-    "--momentum": ("momentum", float, "SGD momentum"),
-    "--weight-decay": ("weight_decay", float, "L2 weight decay of W"),
-    "--seed": ("seed", int, "random seed (weights, data order, spikes)"),
-    "--limit": ("limit", int, "use only the first N training samples"),
-    "--val-fraction": ("val_fraction", float, "fraction of the training samples held out for validation"),
-    "--device": ("device", str, "cpu or cuda[:N]"),
-    "--threads": ("threads", int, "CPU threads (0: torch's default; use 1 on a busy machine)"),
-    "--encoder": ("encoder", str, f"input spike code: {', '.join(ENCODERS)}"),
-    "--max-rate": ("max_rate", float, "spike probability per step at intensity 1"),
-    "--init-scale": ("init_scale", float, "std of initial weights times sqrt(fan-in)"),
-    "--threshold": ("neuron.threshold", float, "firing threshold"),
-    "--tau-mem": ("neuron.tau_mem", float, "membrane time constant in ms (inf: no leak)"),
-    "--tau-syn": ("neuron.tau_syn", float, "synaptic trace time constant in ms"),
-    "--refractory": ("neuron.refractory", int, "refractory period in steps"),
-    "--dt": ("neuron.dt", float, "time step in ms"),
-    "--feedback": ("circuit.feedback", str, f"bioleaf top-down B: {', '.join(FEEDBACK_MODES)}"),
-    "--interneurons": ("circuit.interneurons", str, f"bioleaf P/Q: {', '.join(INTERNEURON_MODES)}"),
-    "--error-reference": ("circuit.error_reference", str, "bioleaf errors measured against the nudged "
-                          f"activity or a teacher-free copy run alongside: {', '.join(ERROR_REFERENCES)}"),
-    "--nudge": ("circuit.nudge", str, "bioleaf teacher phases: one, or a second with the top hidden layer's "
-                f"coupling reversed, whose difference the lower layers learn from: {', '.join(NUDGES)}"),
-    "--g-basal": ("circuit.g_basal", float, "bioleaf basal -> soma coupling"),
-    "--g-apical": ("circuit.g_apical", float, "bioleaf apical -> soma coupling"),
-    "--g-apical-layers": ("circuit.g_apical_layers", str, "bioleaf multipliers of --g-apical per hidden layer, "
-                          "bottom first; unlisted layers keep 1 (0: the lowest layer's soma is not nudged)"),
-    "--teacher-strength": ("circuit.teacher_strength", float, "bioleaf teacher nudging beta in (0, 1]"),
-    "--target-high": ("circuit.target_high", float, "target spike count of the labelled output"),
-    "--target-low": ("circuit.target_low", float, "target spike count of the other outputs"),
-    "--lr-interneuron": ("lr_interneuron", float, "bioleaf learning rate of P and Q"),
-    "--lr-feedback": ("lr_feedback", float, "bioleaf learning rate of learned B"),
-    "--feedback-decay": ("feedback_decay", float, "bioleaf weight decay of learned B"),
-    "--self-predict-batches": ("self_predict_batches", int, "bioleaf teacher-free batches before learning"),
-    "--surrogate": ("surrogate", str, f"bptt surrogate gradient: {', '.join(SURROGATES)}"),
-    "--surrogate-slope": ("surrogate_slope", float, "bptt surrogate slope"),
-    "--ce-temperature": ("ce_temperature", float, "bptt cross-entropy temperature on counts"),
-    "--lr-schedule": ("lr_schedule", str, "learning-rate schedule over all epochs: constant, cosine"),
-    "--grad-sums": ("grad_sums", str, "bptt precision of the weight-gradient sums: float64 (data-parallel "
-                    "runs equal one process) or float32 (faster, snnTorch's arithmetic)"),
-}
-
 
 EQUIVALENCE_STEPS = 50
 EQUIVALENCE_INIT_SCALE = 0.3

@@ -7,10 +7,11 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from .encoding import Encoder
+from .encoding import ENCODERS, Encoder
 from .errors import UsageError
-from .microcircuit import CircuitParams
+from .microcircuit import ERROR_REFERENCES, FEEDBACK_MODES, INTERNEURON_MODES, NUDGES, CircuitParams
 from .neurons import NeuronParams
+from .parsing import number_list
 
 RULE_NAMES = ("bioleaf", "stbp", "bptt")
 DATASETS = ("fashion-mnist", "mnist", "digits")
@@ -23,17 +24,62 @@ MAX_SEED = 2**63 - 1  # the trainer derives seed+1 .. seed+4, which must fit a g
 MAX_SYNAPSES = 100_000_000  # bottom-up synapses of one network (x4 with B, P, Q and optimiser state)
 MAX_INIT_SCALE = 100.0
 
-# The flag that sets a config field, where it is not simply "--" + the field name with dashes
-# (nested fields of ``neuron`` and ``circuit`` are set by flags named after the nested field).
-FLAGS = {"learning_rate": "--lr", "neuron.tau_mem": "--tau-mem", "neuron.tau_syn": "--tau-syn",
-         "circuit.g_basal": "--g-basal", "circuit.g_apical": "--g-apical",
-         "circuit.teacher_strength": "--teacher-strength", "circuit.target_high": "--target-high",
-         "circuit.target_low": "--target-low"}
+# The train flags: flag -> (config field, type, help); nested fields are "neuron.x" / "circuit.x". The CLI
+# adds one option per row; error messages name the flag of a field through :func:`flag_of`.
+TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
+    "--arch": ("arch", str, "layer sizes, e.g. 784-400-400-10 (default: <input>-400-400-10)"),
+    "--steps": ("steps", int, "time steps T per presentation"),
+    "--epochs": ("epochs", int, "training epochs"),
+    "--batch-size": ("batch_size", int, "samples per batch"),
+    "--lr": ("lr", float, "learning rate of W"),
+    "--lr-layers": ("lr_layers", str, "per-layer multipliers of --lr, e.g. 1,0.5,0.5"),
+    "--optimizer": ("optimizer", str, f"one of {', '.join(OPTIMIZERS)}"),
+    "--momentum": ("momentum", float, "SGD momentum"),
+    "--weight-decay": ("weight_decay", float, "L2 weight decay of W"),
+    "--seed": ("seed", int, "random seed (weights, data order, spikes)"),
+    "--limit": ("limit", int, "use only the first N training samples"),
+    "--val-fraction": ("val_fraction", float, "fraction of the training samples held out for validation"),
+    "--device": ("device", str, "cpu or cuda[:N]"),
+    "--threads": ("threads", int, "CPU threads (0: torch's default; use 1 on a busy machine)"),
+    "--encoder": ("encoder", str, f"input spike code: {', '.join(ENCODERS)}"),
+    "--max-rate": ("max_rate", float, "spike probability per step at intensity 1"),
+    "--init-scale": ("init_scale", float, "std of initial weights times sqrt(fan-in)"),
+    "--threshold": ("neuron.threshold", float, "firing threshold"),
+    "--tau-mem": ("neuron.tau_mem", float, "membrane time constant in ms (inf: no leak)"),
+    "--tau-syn": ("neuron.tau_syn", float, "synaptic trace time constant in ms"),
+    "--refractory": ("neuron.refractory", int, "refractory period in steps"),
+    "--dt": ("neuron.dt", float, "time step in ms"),
+    "--feedback": ("circuit.feedback", str, f"bioleaf top-down B: {', '.join(FEEDBACK_MODES)}"),
+    "--interneurons": ("circuit.interneurons", str, f"bioleaf P/Q: {', '.join(INTERNEURON_MODES)}"),
+    "--error-reference": ("circuit.error_reference", str, "bioleaf errors measured against the nudged "
+                          f"activity or a teacher-free copy run alongside: {', '.join(ERROR_REFERENCES)}"),
+    "--nudge": ("circuit.nudge", str, "bioleaf teacher phases: one, or a second with the top hidden layer's "
+                f"coupling reversed, whose difference the lower layers learn from: {', '.join(NUDGES)}"),
+    "--g-basal": ("circuit.g_basal", float, "bioleaf basal -> soma coupling"),
+    "--g-apical": ("circuit.g_apical", float, "bioleaf apical -> soma coupling"),
+    "--g-apical-layers": ("circuit.g_apical_layers", str, "bioleaf multipliers of --g-apical per hidden layer, "
+                          "bottom first; unlisted layers keep 1 (0: the lowest layer's soma is not nudged)"),
+    "--teacher-strength": ("circuit.teacher_strength", float, "bioleaf teacher nudging beta in (0, 1]"),
+    "--target-high": ("circuit.target_high", float, "target spike count of the labelled output"),
+    "--target-low": ("circuit.target_low", float, "target spike count of the other outputs"),
+    "--lr-interneuron": ("lr_interneuron", float, "bioleaf learning rate of P and Q"),
+    "--lr-feedback": ("lr_feedback", float, "bioleaf learning rate of learned B"),
+    "--feedback-decay": ("feedback_decay", float, "bioleaf weight decay of learned B"),
+    "--self-predict-batches": ("self_predict_batches", int, "bioleaf teacher-free batches before learning"),
+    "--surrogate": ("surrogate", str, f"bptt surrogate gradient: {', '.join(SURROGATES)}"),
+    "--surrogate-slope": ("surrogate_slope", float, "bptt surrogate slope"),
+    "--ce-temperature": ("ce_temperature", float, "bptt cross-entropy temperature on counts"),
+    "--lr-schedule": ("lr_schedule", str, f"learning-rate schedule over all epochs: {', '.join(LR_SCHEDULES)}"),
+    "--grad-sums": ("grad_sums", str, "bptt precision of the weight-gradient sums: float64 (data-parallel "
+                    "runs equal one process) or float32 (faster, snnTorch's arithmetic)"),
+}
+_FLAG_OF = {field: flag for flag, (field, _, _) in TRAIN_FLAGS.items()}
 
 
 def flag_of(field_name: str) -> str:
-    """The command-line flag of config field ``field_name`` (``"circuit.g_basal"`` -> ``"--g-basal"``)."""
-    return FLAGS.get(field_name, "--" + field_name.rsplit(".", 1)[-1].replace("_", "-"))
+    """The command-line flag of config field ``field_name`` (``"circuit.g_basal"`` -> ``"--g-basal"``;
+    a field without a row of its own: ``--`` and its name with dashes)."""
+    return _FLAG_OF.get(field_name, "--" + field_name.rsplit(".", 1)[-1].replace("_", "-"))
 
 
 def _is_int(value: object) -> bool:
@@ -117,15 +163,13 @@ class TrainConfig:
 
     def layer_lrs(self, n_layers: int) -> list[float]:
         """Learning rate of each ``W`` layer (``--lr`` times the ``--lr-layers`` multiplier)."""
-        if not self.lr_layers:
-            return [self.learning_rate] * n_layers
-        try:
-            mult = [float(m) for m in self.lr_layers.split(",")]
-        except ValueError:
-            mult = []
-        if len(mult) != n_layers or not all(0 < m < math.inf for m in mult):
-            raise UsageError(f"--lr-layers: expected {n_layers} positive numbers joined by ',', got {self.lr_layers!r}")
+        mult = self.lr_multipliers(n_layers) if self.lr_layers else [1.0] * n_layers
         return [self.learning_rate * m for m in mult]
+
+    def lr_multipliers(self, n_layers: int | None = None) -> list[float]:
+        """The ``--lr-layers`` multipliers: positive numbers, one per ``W`` layer when ``n_layers`` is known."""
+        return number_list(self.lr_layers, "--lr-layers", valid=lambda m: 0 < m < math.inf, items="positive numbers",
+                           count=n_layers)
 
     def encoder_obj(self) -> Encoder:
         return Encoder(self.encoder, self.max_rate)
@@ -150,6 +194,24 @@ class TrainConfig:
         for name in ("arch", "lr_layers", "encoder"):
             if not isinstance(getattr(self, name), str):
                 raise UsageError(f"{flag_of(name)}: expected text, got {getattr(self, name)!r}")
+        self._validate_numbers()
+        self._validate_nested()
+        self.encoder_obj()
+        self.neuron.validate()
+        high, low = self.circuit.target_high, self.circuit.target_low
+        if 0 <= low < high < math.inf and high > self.steps:
+            raise UsageError(f"--steps/--target-high: a cell spikes at most once per step, so --target-high {high} "
+                             f"needs --steps >= {math.ceil(high)}, got --steps {self.steps}")
+        self.circuit.validate(self.steps)
+        n_layers = len(parse_arch(self.arch)) - 1 if self.arch else None  # known only with --arch
+        if self.lr_layers:
+            self.lr_multipliers(n_layers)
+        if n_layers is not None:
+            self.circuit.apical_couplings(n_layers - 1)
+        return self
+
+    def _validate_numbers(self) -> None:
+        """Types and ranges of the integer and real fields."""
         ints = [("steps", 1, 100_000), ("epochs", 1, 100_000), ("batch_size", 1, 1_000_000),
                 ("self_predict_batches", 0, 10_000_000), ("seed", 0, MAX_SEED), ("threads", 0, 4096)]
         if self.limit is not None:
@@ -172,28 +234,6 @@ class TrainConfig:
             if not ok:
                 shown = f"{'[' if lo_in else '('}{lo}, {'inf' if hi == math.inf else hi}{']' if hi_in else ')'}"
                 raise UsageError(f"{flag_of(name)}: expected a number in {shown}, got {value!r}")
-        self._validate_nested()
-        self.encoder_obj()
-        self.neuron.validate()
-        high, low = self.circuit.target_high, self.circuit.target_low
-        if 0 <= low < high < math.inf and high > self.steps:
-            raise UsageError(f"--steps/--target-high: a cell spikes at most once per step, so --target-high {high} "
-                             f"needs --steps >= {math.ceil(high)}, got --steps {self.steps}")
-        self.circuit.validate(self.steps)
-        if self.lr_layers:
-            parts = self.lr_layers.split(",")
-            try:
-                mult = [float(m) for m in parts]
-            except ValueError:
-                mult = [math.nan]
-            if not all(0 < m < math.inf for m in mult):
-                raise UsageError(f"--lr-layers: expected positive numbers joined by ',', got {self.lr_layers!r}")
-        if self.arch:
-            sizes = parse_arch(self.arch)
-            if self.lr_layers:
-                self.layer_lrs(len(sizes) - 1)
-            self.circuit.apical_couplings(len(sizes) - 2)
-        return self
 
     def _validate_nested(self) -> None:
         """Types (and integer ranges) of the ``neuron`` and ``circuit`` fields, before their own checks."""

@@ -28,7 +28,7 @@ from .config import TrainConfig
 from .losses import target_counts
 from .microcircuit import Microcircuit, Plasticity, build_circuit, present
 from .network import Forward, simulate
-from .rules.stbp import stbp_gradients
+from .backprop import stbp_gradients
 
 SETTINGS = ("count_model", "spiking", "random_feedback", "untrained_interneurons")
 

@@ -9,7 +9,8 @@ not part of inference and are left out. The graph is
 
     input -> W0 -> neuron0 -> W1 -> neuron1 -> ... -> W{L-1} -> neuron{L-1} -> output
 
-with one ``nir.Linear`` (the trained ``W_l``, shape ``[n_out, n_in]``, no bias) and one
+with one ``nir.Linear`` (the trained ``W_l``, shape ``[n_out, n_in]``, no bias; for hidden layers times
+the basal coupling ``g_B`` of the microcircuit, which inference applies to hidden somata) and one
 ``nir.CubaLIF`` per layer.
 
 **Why CubaLIF.** bioleaf feeds each layer the *trace* of the presynaptic spikes,
@@ -146,7 +147,8 @@ def export_run(run_dir: Path, fmt: str, out: Path) -> Path:
     if neuron.refractory > 0:
         raise UsageError(f"--format nir: {model_file} uses a refractory period ({neuron.refractory} steps), "
                          "which NIR cannot express; only models with --refractory 0 can be exported")
-    weights = [w.detach().cpu().float().numpy() for w in rule.weights]
+    gains = [rule.g_basal] * (len(rule.weights) - 1) + [1.0]  # the hidden somata's basal coupling, folded in
+    weights = [(g * w).detach().cpu().float().numpy() for g, w in zip(gains, rule.weights)]
     for l, w in enumerate(weights):
         if not np.isfinite(w).all():
             raise DataError(f"{model_file}: tensor 'W{l}' holds non-finite values")
@@ -156,6 +158,7 @@ def export_run(run_dir: Path, fmt: str, out: Path) -> Path:
         "dataset": cfg.dataset, "arch": "-".join(str(n) for n in rule.sizes),
         "dt": NIR_DT, "steps": cfg.steps, "dt_ms": neuron.dt, "tau_syn_ms": neuron.tau_syn,
         "tau_mem_ms": finite(neuron.tau_mem), "threshold": neuron.threshold, "reset": "subtract",
+        "g_basal": rule.g_basal,
         "encoder": cfg.encoder, "max_rate": cfg.max_rate,
         "readout": "argmax of output spike counts over `steps` steps; ties -> highest final membrane potential",
     }

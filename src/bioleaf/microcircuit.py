@@ -75,19 +75,31 @@ keep their one-sided errors.
 
 A presentation runs ``T`` steps on one batch and accumulates these sums online; nothing of size
 ``T`` is ever stored. Updates are the rules of :mod:`bioleaf.plasticity` applied to the sums at the end.
+
+Where each piece lives: the cell types in :mod:`bioleaf.cells`, the four pathways in
+:mod:`bioleaf.pathways`, the layer step every copy of the circuit runs in :mod:`bioleaf.phase`, the
+running sums and the end-of-presentation rules in :mod:`bioleaf.learning`; :func:`present` below is the
+schedule that puts them together.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
 from . import plasticity
+from .cells import Teacher
 from .encoding import SpikeStream
 from .errors import UsageError
-from .neurons import NeuronParams, if_init, if_step
+from .network import uniform_init
+from .neurons import NeuronParams
+from .parsing import number_list
+from .pathways import apical_pathway, bottom_up, prediction_pathway
+from .phase import LIVE, REPLAYED, Phase, feedforward
+from .presentation import CircuitSums, Copy, PhaseDifference, Presentation, Recorder, TraceSums
 
 FEEDBACK_MODES = ("symmetric", "random", "learned")
 INTERNEURON_MODES = ("learned", "ideal")
@@ -135,32 +147,26 @@ class CircuitParams:
             raise UsageError(f"--g-basal: expected a finite value > 0, got {self.g_basal}")
         if not (0 <= self.g_apical <= 10):
             raise UsageError(f"--g-apical: expected a value in [0, 10], got {self.g_apical}")
-        if self.g_apical_layers:
-            _multipliers(self.g_apical_layers)
+        self.layer_multipliers()
         if not 0 <= self.target_low < self.target_high <= steps:
             raise UsageError(f"--target-high/--target-low: expected 0 <= low < high <= steps ({steps}) "
                              f"spikes, got low={self.target_low}, high={self.target_high}")
         return self
 
+    def layer_multipliers(self, n_hidden: int | None = None) -> list[float]:
+        """The ``g_apical_layers`` multipliers (:class:`UsageError` unless numbers in [0, 10], at most one per
+        hidden layer when ``n_hidden`` is known)."""
+        if not self.g_apical_layers:
+            return []
+        return number_list(self.g_apical_layers, "--g-apical-layers", valid=lambda m: 0 <= m <= 10,
+                           items="numbers in [0, 10]", count=n_hidden, at_most=True,
+                           counted="multipliers (one per hidden layer, bottom first)")
+
     def apical_couplings(self, n_hidden: int) -> list[float]:
         """``g_A`` of each hidden layer, bottom first: ``g_apical`` times its ``g_apical_layers`` multiplier
         (layers beyond the list keep 1, so ``"0"`` means "the lowest hidden layer unnudged" at any depth)."""
-        mult = _multipliers(self.g_apical_layers) if self.g_apical_layers else []
-        if len(mult) > n_hidden:
-            raise UsageError(f"--g-apical-layers: expected at most {n_hidden} multipliers (one per hidden layer, "
-                             f"bottom first) joined by ',', got {self.g_apical_layers!r}")
+        mult = self.layer_multipliers(n_hidden)
         return [self.g_apical * m for m in mult] + [self.g_apical] * (n_hidden - len(mult))
-
-
-def _multipliers(text: str) -> list[float]:
-    """``"0,1"`` -> ``[0.0, 1.0]``; :class:`UsageError` unless every item is a number in [0, 10]."""
-    try:
-        mult = [float(m) for m in text.split(",")]
-    except ValueError:
-        mult = [math.nan]
-    if not all(0 <= m <= 10 for m in mult):
-        raise UsageError(f"--g-apical-layers: expected numbers in [0, 10] joined by ',', got {text!r}")
-    return mult
 
 
 @dataclass
@@ -195,12 +201,6 @@ class Microcircuit:
                 self.Q[l].copy_(-self.B[l])
 
 
-def uniform_init(n_out: int, n_in: int, scale: float, generator: torch.Generator) -> torch.Tensor:
-    """``U(-a, a)`` with ``a = scale * sqrt(3 / n_in)`` (std ``scale / sqrt(n_in)``)."""
-    a = scale * math.sqrt(3.0 / n_in)
-    return (torch.rand(n_out, n_in, generator=generator) * 2 - 1) * a
-
-
 def build_circuit(sizes: list[int], params: CircuitParams, generator: torch.Generator,
                   init_scale: float = 1.0, device: str | torch.device = "cpu") -> Microcircuit:
     """A circuit with random ``W`` and ``B`` (``B_l`` drawn like ``W_{l+1}^T``); interneuron synapses ``P``, ``Q`` start at zero
@@ -227,30 +227,6 @@ def second_phase_start(params: CircuitParams, n_layers: int) -> int | None:
     return next((l for l, g in enumerate(g_apical) if g != 0), None)
 
 
-def _second_teacher_phase(circuit: Microcircuit, params: CircuitParams, neuron: NeuronParams,
-                          g_apical: list[float], first: int, basal: torch.Tensor, pyr_m: list, inter_m: list,
-                          top_inter, teacher_rate: torch.Tensor, apical_of) -> None:
-    """One time step of two-sided nudging's second teacher phase, in place on its states ``pyr_m`` and
-    ``inter_m`` (layers ``first`` up to the output; the same equations as the first phase, with the top
-    hidden layer's apical coupling reversed). ``basal``: layer ``first``'s bottom-up input, shared with
-    the first phase (no layer below ``first`` is nudged); ``top_inter``: the top interneurons (the free
-    copy's, shared)."""
-    L = len(circuit.W)
-    for l in range(first, L):
-        if l == L - 1:
-            beta = params.teacher_strength
-            drive = (1 - beta) * basal + beta * teacher_rate
-        else:
-            top = l == L - 2
-            apical = apical_of(l, pyr_m[l + 1].trace, top_inter.trace if top else inter_m[l].trace)
-            drive = params.g_basal * basal + (-g_apical[l] if top else g_apical[l]) * apical
-        _, pyr_m[l] = if_step(drive, pyr_m[l], neuron)
-        if l < L - 1:
-            basal = pyr_m[l].trace @ circuit.W[l + 1].T
-            if l < L - 2:
-                _, inter_m[l] = if_step(params.g_basal * basal, inter_m[l], neuron)
-
-
 @dataclass
 class Plasticity:
     """Which synapse types learn during a presentation."""
@@ -261,24 +237,67 @@ class Plasticity:
     B: bool = False
 
 
-@dataclass
-class Presentation:
-    """What one presentation returns: output counts and potentials, the teacher-free count each
-    output cell predicts from its own basal potential (``[sum_t v^B]_+ / theta``), the updates of the
-    plastic synapses (``name -> [n_post, n_pre]``, summed over the batch), the integrated apical
-    residual of each hidden layer (mean ``|A| / T``) and the integrated apical potentials ``A``.
-    With the free error reference the basal count is the free copy's, and ``free_output`` holds the
-    free copy's output counts and potentials (what inference answers on the same input spikes)."""
+def teacher_phase(circuit: Microcircuit, params: CircuitParams, neuron: NeuronParams, teacher: Teacher | None, *,
+                  free_reference: bool, couplings: list[float] | None = None, lowest: int = 0) -> Phase:
+    """The circuit with every apical compartment coupled (``couplings``: per hidden layer, default the
+    configured ``g_A``) and a teacher on the output cells, or none (the free phase). With the free error
+    reference the top interneurons and the output cells' prediction are the teacher-free copy's."""
+    L, ideal = len(circuit.W), params.interneurons == "ideal"
+    inter = [LIVE] * (L - 1)
+    if free_reference and L > 1:
+        inter[-1] = REPLAYED
+    return Phase(circuit.W, neuron, params.g_basal, couplings=couplings or params.apical_couplings(L - 1),
+                 interneurons=inter, apical=apical_pathway(circuit.B, circuit.Q, ideal),
+                 prediction=prediction_pathway(circuit.P, ideal), teacher=teacher, lowest=lowest,
+                 replay_reference=free_reference)
 
-    counts: torch.Tensor
-    potentials: torch.Tensor
-    basal_counts: torch.Tensor
-    updates: dict[str, torch.Tensor]
-    apical_residual: list[float]
-    hidden_counts: list[torch.Tensor]
-    apical_sums: list[torch.Tensor] = field(default_factory=list)
-    record: dict[str, list[torch.Tensor]] | None = None
-    free_output: tuple[torch.Tensor, torch.Tensor] | None = None  # free copy's output counts, potentials
+
+def reversed_teacher_phase(circuit: Microcircuit, params: CircuitParams, neuron: NeuronParams, teacher: Teacher,
+                           first: int) -> Phase:
+    """Two-sided nudging's second teacher phase: from layer ``first`` up, the top hidden layer's coupling reversed."""
+    g_apical = params.apical_couplings(len(circuit.W) - 1)
+    return teacher_phase(circuit, params, neuron, teacher, free_reference=True, lowest=first,
+                         couplings=g_apical[:-1] + [-g_apical[-1]])
+
+
+@dataclass
+class Copies:
+    """The copies of the circuit one presentation runs and ``schedule``, the order in which they step:
+    the teacher-free copy first (free error reference: the teacher phase replays its top interneurons and
+    prediction), then the teacher (or free) phase, then two-sided nudging's second teacher phase (the
+    difference of the two teacher phases is taken before either steps)."""
+
+    main: Copy
+    shadow: Copy | None = None
+    minus: Copy | None = None
+    difference: PhaseDifference | None = None
+    schedule: list[Callable[[torch.Tensor, torch.Tensor], None]] = field(default_factory=list)
+
+
+def circuit_copies(circuit: Microcircuit, params: CircuitParams, neuron: NeuronParams, teacher: Teacher | None,
+                   batch: int) -> Copies:
+    """The copies :func:`present` runs for this configuration, at rest, each with its running sums."""
+    W, L, sizes, dev = circuit.W, len(circuit.W), circuit.sizes, circuit.W[0].device
+    free = params.error_reference == "free" and teacher is not None
+    phase = teacher_phase(circuit, params, neuron, teacher, free_reference=free)
+    live = [l for l, mode in enumerate(phase.interneurons) if mode == LIVE]
+    run = Copies(main := Copy(phase, phase.init(batch, dev), CircuitSums(sizes, batch, dev, live, teacher is not None)))
+    if free:
+        top = prediction_pathway(circuit.P, params.interneurons == "ideal")
+        phase = feedforward(W, neuron, params.g_basal, top_interneurons=top)
+        run.shadow = shadow = Copy(phase, phase.init(batch, dev), TraceSums(sizes, batch, dev))
+        run.schedule.append(lambda x, basal: shadow.advance(x, basal))
+        run.schedule.append(lambda x, basal: main.advance(x, basal, shadow.replay()))
+    else:
+        run.schedule.append(lambda x, basal: main.advance(x, basal))
+    first = second_phase_start(params, L) if teacher is not None else None
+    if first is not None:
+        phase = reversed_teacher_phase(circuit, params, neuron, teacher, first)
+        run.minus = minus = Copy(phase, phase.init(batch, dev))
+        run.difference = difference = PhaseDifference(range(max(first - 1, 0), L - 2), sizes, batch, dev)
+        run.schedule.insert(0, lambda x, basal: difference.add(main.state, minus.state))
+        run.schedule.append(lambda x, basal: minus.advance(None, main.signals.basal[first], shadow.replay()))
+    return run
 
 
 @torch.no_grad()
@@ -294,145 +313,63 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
     ``apical_baseline``: each hidden cell's integrated apical potential from the free phase on the
     same input (``Presentation.apical_sums``); the bottom-up rule then reads ``A - A_free``.
     """
-    W, L = circuit.W, len(circuit.W)
-    dev = W[0].device
-    sizes = circuit.sizes
-    ideal = params.interneurons == "ideal"
-    g_apical = params.apical_couplings(L - 1)
-    pyr = [if_init(batch, n, device=dev) for n in sizes[1:]]
-    inter = [if_init(batch, sizes[l + 2], device=dev) for l in range(L - 1)]
-    x_in = torch.zeros(batch, sizes[0], device=dev)
-    rec: dict[str, list[torch.Tensor]] | None = {"input": []} if record else None
-    teacher_rate = None if targets is None else targets * (neuron.threshold / steps)
-    # running sums (the online memory of learning, O(n) per population, independent of T)
-    X = [torch.zeros(batch, n, device=dev) for n in sizes[:-1]]  # presynaptic trace sums X_{l-1}
-    A = [torch.zeros(batch, n, device=dev) for n in sizes[1:]]  # integrated apical input / teacher current
-    XI = [torch.zeros(batch, sizes[l + 2], device=dev) for l in range(L - 1)]  # interneuron trace sums
-    Xout = torch.zeros(batch, sizes[-1], device=dev)  # output cells' trace sums
-    a_out = torch.zeros(batch, sizes[-1], device=dev)  # output cells' integrated basal potential
-    a_inter = [torch.zeros(batch, sizes[l + 2], device=dev) for l in range(L - 1)]  # interneurons' one
-    free = params.error_reference == "free" and targets is not None
-    if free:  # the teacher-free copy: every layer driven bottom-up only, and the top interneurons
-        pyr_f = [if_init(batch, n, device=dev) for n in sizes[1:]]
-        inter_f = if_init(batch, sizes[-1], device=dev) if L > 1 else None  # no hidden layer: no interneurons
-        X_f = X[:1] + [torch.zeros_like(x) for x in X[1:]]  # its presynaptic trace sums (the input's is shared)
-        a_f = torch.zeros(batch, sizes[-1], device=dev)  # its output cells' integrated basal potential
-    # two-sided nudging: the second teacher phase (the top hidden layer's coupling reversed), run alongside
-    # from the lowest nudged layer up (the layers below it are the free network in both phases: shared)
-    first = second_phase_start(params, L) if targets is not None else None
-    two_sided = first is not None
-    if two_sided:
-        pyr_m = [None] * first + [if_init(batch, n, device=dev) for n in sizes[first + 1:]]
-        inter_m = [None] * first + [if_init(batch, sizes[l + 2], device=dev) for l in range(first, L - 2)]
-        # D_l = A+_l - A-_l before the product with B_l: sum_t of (x_{l+1} - x^I_l) in the first phase minus
-        # the same in the second, for first-1 <= l < L-2 (the layers whose bottom-up rule reads it)
-        D = {l: torch.zeros(batch, sizes[l + 2], device=dev) for l in range(max(first - 1, 0), L - 2)}
-
-        def phase_difference(l: int) -> torch.Tensor:
-            inter_minus = inter[l] if inter_m[l] is None else inter_m[l]  # below ``first``: shared
-            return (pyr[l + 1].trace - inter[l].trace) - (pyr_m[l + 1].trace - inter_minus.trace)
-
-    def apical_of(l: int, above: torch.Tensor, inter_trace: torch.Tensor) -> torch.Tensor:
-        if ideal:
-            return (above - inter_trace) @ circuit.B[l].T
-        return above @ circuit.B[l].T + inter_trace @ circuit.Q[l].T
-
+    teacher = None if targets is None else Teacher(targets * (neuron.threshold / steps), params.teacher_strength)
+    run = circuit_copies(circuit, params, neuron, teacher, batch)
+    recorder = Recorder() if record else None
+    record_step = recorder.add if recorder is not None else (lambda s_in, signals: None)
+    x_in = torch.zeros(batch, circuit.sizes[0], device=circuit.W[0].device)
     for t in range(steps):
         s_in = spikes(t)
         x_in = neuron.lam * x_in + s_in
-        prev_pyr, prev_inter = pyr, inter
-        pyr, inter = list(pyr), list(inter)
-        fired, inter_fired, apicals = [], [], []
-        if two_sided:
-            for l, d in D.items():
-                d += phase_difference(l)
-        pre, basal = x_in, x_in @ W[0].T
-        if free:
-            basal_f = basal
-            for l in range(L):
-                if l > 0:
-                    X_f[l] += pyr_f[l - 1].trace
-                    basal_f = pyr_f[l - 1].trace @ W[l].T
-                _, pyr_f[l] = if_step(basal_f if l == L - 1 else params.g_basal * basal_f, pyr_f[l], neuron)
-            rate_f = torch.relu(a_f + basal_f) - torch.relu(a_f)
-            a_f = a_f + basal_f
-            if inter_f is not None:
-                s_inter_f, inter_f = if_step(params.g_basal * basal_f, inter_f, neuron)
-        for l in range(L):
-            X[l] += pre
-            if l == first:  # the second teacher phase's input from the layers below, shared
-                basal_first = basal
-            if l < L - 1:  # hidden pyramidal cell: basal + apical compartments
-                apical = apical_of(l, prev_pyr[l + 1].trace, prev_inter[l].trace)
-                drive = params.g_basal * basal + g_apical[l] * apical
-            else:  # output cell: the teacher current is its apical input
-                a_new = a_out + basal
-                rate = torch.relu(a_new) - torch.relu(a_out)  # increment of [sum_t v^B]_+
-                a_out = a_new
-                if teacher_rate is None:
-                    apical, drive = None, basal
-                else:
-                    beta = params.teacher_strength
-                    apical = beta * (teacher_rate - (rate_f if free else rate))
-                    drive = (1 - beta) * basal + beta * teacher_rate
-            if apical is not None:
-                A[l] += apical
-            s, pyr[l] = if_step(drive, prev_pyr[l], neuron)
-            fired.append(s)
-            apicals.append(apical)
-            if l == L - 1:
-                Xout += pyr[l].trace
-            if l < L - 1:
-                basal_above = pyr[l].trace @ W[l + 1].T
-                if free and l == L - 2:  # the top interneurons are the free copy's (stepped above)
-                    s_inter, inter[l] = s_inter_f, inter_f
-                else:
-                    inter_drive = params.g_basal * (basal_above if ideal else pyr[l].trace @ circuit.P[l].T)
-                    a_inter[l] = a_inter[l] + inter_drive
-                    s_inter, inter[l] = if_step(inter_drive, prev_inter[l], neuron)
-                XI[l] += prev_inter[l].trace
-                inter_fired.append(s_inter)
-                pre, basal = pyr[l].trace, basal_above
-        if two_sided:
-            _second_teacher_phase(circuit, params, neuron, g_apical, first, basal_first, pyr_m, inter_m,
-                                  prev_inter[L - 2], teacher_rate, apical_of)
-        if rec is not None:
-            rec["input"].append(s_in[0].clone())
-            for l in range(L):
-                rec.setdefault(f"pyr{l}", []).append(fired[l][0].clone())
-            for l in range(L - 1):
-                rec.setdefault(f"inter{l}", []).append(inter_fired[l][0].clone())
-                rec.setdefault(f"apical{l}", []).append(apicals[l][0].clone())
-
-    # the PSPs still in flight at the end complete their integral (x decays geometrically)
+        basal = bottom_up(x_in, circuit.W[0])  # the first layer's basal input, shared by every copy
+        for advance in run.schedule:
+            advance(x_in, basal)
+        record_step(s_in, run.main.signals)
+    # the end of the presentation: the PSPs still in flight complete their integrals, then the rules fire
     tail = 1.0 / (1.0 - neuron.lam)
-    for l in range(L - 1):
-        A[l] += tail * apical_of(l, pyr[l + 1].trace, inter[l].trace)
-        XI[l] += tail * inter[l].trace
-    errors = list(A)  # what each layer's bottom-up rule reads
-    if two_sided:  # below the top hidden layer: half the difference of the two phases' apical integrals
-        for l, d in D.items():
-            d += tail * phase_difference(l)  # both phases' PSPs complete their integral
-            errors[l] = 0.5 * (d @ circuit.B[l].T)
-    # the bottom-up rule's presynaptic sums and gates: free-phase ones with the free reference
-    pre_sums, gates = (X_f, pyr_f) if free else (X, pyr)
+    run.main.sums.complete(run.main.state, run.main.phase.apical, tail)
+    errors = list(run.main.sums.A)  # what each layer's bottom-up rule reads
+    if run.difference is not None:  # below the top hidden layer: half the difference of the two phases
+        run.difference.add(run.main.state, run.minus.state, tail)
+        two_sided = run.difference.errors(circuit.B)
+        errors = [two_sided.get(l, e) for l, e in enumerate(errors)]
+    updates = plastic_updates(circuit, run, errors, learn, teacher is not None, apical_baseline, steps)
+    main, sums, shadow = run.main.state, run.main.sums, run.shadow
+    return Presentation(
+        counts=main.pyr[-1].count, potentials=main.pyr[-1].v, updates=updates,
+        basal_counts=torch.relu((shadow or run.main).state.basal_integral) / neuron.threshold,
+        apical_residual=[float(sums.A[l].abs().mean()) / steps for l in range(len(circuit.W) - 1)],
+        hidden_counts=[p.count for p in main.pyr[:-1]], apical_sums=sums.A[:-1],
+        record=recorder.record if recorder is not None else None,
+        free_output=(shadow.state.pyr[-1].count, shadow.state.pyr[-1].v) if shadow is not None else None)
+
+
+def plastic_updates(circuit: Microcircuit, run: Copies, errors: list[torch.Tensor], learn: Plasticity,
+                    taught: bool, apical_baseline: list[torch.Tensor] | None, steps: int) -> dict[str, torch.Tensor]:
+    """The rules of :mod:`bioleaf.plasticity` applied to the running sums at the end of a presentation.
+
+    The bottom-up rule of hidden cells reads its error (``A``, or ``A - A_free`` against a free-phase
+    baseline), its gate ``[n > 0]`` and presynaptic sums; with the free error reference the gate and the
+    sums are the teacher-free copy's (each synapse keeps its free-phase presynaptic sum, each cell its
+    free count)."""
+    L, sums = len(circuit.W), run.main.sums
+    pre_sums, gates = sums.X, run.main.state.pyr
+    if run.shadow is not None:
+        pre_sums, gates = sums.X[:1] + run.shadow.sums.X, run.shadow.state.pyr
     updates: dict[str, torch.Tensor] = {}
     for l in range(L):
-        if learn.W and (l < L - 1 or targets is not None):
-            active = (gates[l].count > 0).to(x_in.dtype) if l < L - 1 else torch.ones_like(A[l])
-            err = errors[l] if apical_baseline is None or l == L - 1 else A[l] - apical_baseline[l]
+        if learn.W and (l < L - 1 or taught):
+            active = (gates[l].count > 0).to(sums.A[l].dtype) if l < L - 1 else torch.ones_like(sums.A[l])
+            err = errors[l] if apical_baseline is None or l == L - 1 else sums.A[l] - apical_baseline[l]
             updates[f"W{l}"] = plasticity.basal_error_stdp(pre_sums[l], err, active, steps)
+    threshold = run.main.phase.neuron.threshold
     for l in range(L - 1):
         if learn.P:
             updates[f"P{l}"] = plasticity.interneuron_prediction(
-                X[l + 1], pyr[l + 1].count, torch.relu(a_inter[l]) / neuron.threshold, steps)
+                sums.X[l + 1], run.main.state.pyr[l + 1].count, torch.relu(sums.a_inter[l]) / threshold, steps)
         if learn.Q:
-            updates[f"Q{l}"] = plasticity.apical_cancellation(XI[l], A[l], steps)
+            updates[f"Q{l}"] = plasticity.apical_cancellation(sums.XI[l], sums.A[l], steps)
         if learn.B:
-            above = X[l + 2] if l + 2 < L else Xout
-            updates[f"B{l}"] = plasticity.feedback_mirror(above, X[l + 1], steps)
-    return Presentation(counts=pyr[-1].count, potentials=pyr[-1].v,
-                        basal_counts=torch.relu(a_f if free else a_out) / neuron.threshold, updates=updates,
-                        apical_residual=[float(A[l].abs().mean()) / steps for l in range(L - 1)],
-                        hidden_counts=[p.count for p in pyr[:-1]], apical_sums=A[:-1], record=rec,
-                        free_output=(pyr_f[-1].count, pyr_f[-1].v) if free else None)
+            above = sums.X[l + 2] if l + 2 < L else sums.Xout
+            updates[f"B{l}"] = plasticity.feedback_mirror(above, sums.X[l + 1], steps)
+    return updates

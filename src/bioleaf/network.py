@@ -4,17 +4,24 @@ This is the inference network of every rule (the teacher is off at test time and
 compartments are decoupled), the network the bptt twin differentiates through, and the forward
 pass from which stbp reads spike counts :math:`o_l` and trace sums :math:`X_l = \sum_t x_l(t)`:
 
-.. math::  I_l(t) = W_l\, x_{l-1}(t), \qquad s_l(t), x_l(t) \text{ from } :func:`bioleaf.neurons.if_step`.
+.. math::  I_l(t) = g_B\, W_l\, x_{l-1}(t) \ (\text{hidden}), \quad I_L(t) = W_L\, x_{L-1}(t), \qquad
+           s_l(t), x_l(t) \text{ from } :func:`bioleaf.neurons.if_step`
+
+(:math:`g_B` is the microcircuit's basal coupling, 1 for the BP twins), the same layer step the
+microcircuit's teacher-free copy runs.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from .encoding import SpikeStream
-from .neurons import NeuronParams, SpikeFn, heaviside, if_init, if_step
+from .neurons import NeuronParams, SpikeFn, heaviside
+from .pathways import bottom_up
+from .phase import feedforward
 
 
 def batch_outer_sum(post: torch.Tensor, pre: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -37,20 +44,26 @@ class Forward:
         return self.counts[-1]
 
 
+def uniform_init(n_out: int, n_in: int, scale: float, generator: torch.Generator) -> torch.Tensor:
+    """``U(-a, a)`` with ``a = scale * sqrt(3 / n_in)`` (std ``scale / sqrt(n_in)``): the initial weights
+    of every rule."""
+    a = scale * math.sqrt(3.0 / n_in)
+    return (torch.rand(n_out, n_in, generator=generator) * 2 - 1) * a
+
+
 def simulate(weights: list[torch.Tensor], spikes: SpikeStream, *, batch: int, steps: int,
-             neuron: NeuronParams, spike_fn: SpikeFn = heaviside) -> Forward:
-    """Run ``steps`` time steps on the input spike stream; differentiable through ``weights`` when
-    ``spike_fn`` has a surrogate gradient (otherwise call it under ``torch.no_grad()``)."""
+             neuron: NeuronParams, g_basal: float = 1.0, spike_fn: SpikeFn = heaviside) -> Forward:
+    """Run ``steps`` time steps on the input spike stream (:func:`bioleaf.phase.feedforward`: the layer step
+    with every apical compartment decoupled; hidden somata receive ``g_basal`` times their basal potential,
+    output cells their basal potential); differentiable through ``weights`` when ``spike_fn`` has a
+    surrogate gradient (otherwise call it under ``torch.no_grad()``)."""
     dev = weights[0].device
-    states = [if_init(batch, w.shape[0], device=dev) for w in weights]
+    phase = feedforward(weights, neuron, g_basal, spike_fn=spike_fn)
+    state = phase.init(batch, dev)
     x_in = torch.zeros(batch, weights[0].shape[1], device=dev)
     sums = [torch.zeros_like(x_in)] + [torch.zeros(batch, w.shape[0], device=dev) for w in weights]
     for t in range(steps):
         x_in = neuron.lam * x_in + spikes(t)
-        sums[0] = sums[0] + x_in
-        pre = x_in
-        for l, w in enumerate(weights):
-            _, states[l] = if_step(pre @ w.T, states[l], neuron, spike_fn)
-            pre = states[l].trace
-            sums[l + 1] = sums[l + 1] + pre
-    return Forward([s.count for s in states], sums, states[-1].v)
+        state, _ = phase.step(x_in, bottom_up(x_in, weights[0]), state)
+        sums = [sums[0] + x_in] + [s + p.trace for s, p in zip(sums[1:], state.pyr)]
+    return Forward([p.count for p in state.pyr], sums, state.pyr[-1].v)

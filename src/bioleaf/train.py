@@ -139,7 +139,7 @@ def check_finite(rule: Rule, epoch: int, batch: int, checkpoint: Path | None = N
             else "no checkpoint had been written yet")
 
     def fail(what: str) -> None:
-        raise DivergenceError(f"rule {rule.name}: non-finite values in {what} at epoch {epoch + 1}, batch {batch + 1}; "
+        raise DivergenceError(f"rule {rule.cfg.rule}: non-finite values in {what} at epoch {epoch + 1}, batch {batch + 1}; "
                               f"{kept} (lower --lr or --teacher-strength)")
 
     tensors = rule.tensors()
@@ -350,7 +350,7 @@ class Trainer:
             if diverged is not None:
                 raise diverged
             if totals[4] > 0:
-                raise DivergenceError(f"rule {self.rule.name}: non-finite values on another rank at epoch {st.epoch + 1}, "
+                raise DivergenceError(f"rule {self.rule.cfg.rule}: non-finite values on another rank at epoch {st.epoch + 1}, "
                                       f"batch {st.batch + 1} (see its message)")
             st.seconds += time.perf_counter() - t0
             st.loss_sum += float(totals[0])

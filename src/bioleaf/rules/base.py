@@ -45,7 +45,8 @@ def _no_reduce(tensors: list[torch.Tensor]) -> None:
 class Rule:
     """Base class: synapses by name, an optimiser, inference through the bottom-up pathway."""
 
-    name = ""
+    g_basal = 1.0
+    """Basal -> soma coupling of the hidden somata in the inference network (the microcircuit's ``g_B``)."""
 
     def __init__(self, cfg: TrainConfig, sizes: list[int], generator: torch.Generator, device: torch.device):
         self.cfg, self.sizes, self.device = cfg, sizes, device
@@ -85,7 +86,7 @@ class Rule:
     def forward(self, images: torch.Tensor, generator: torch.Generator | None) -> Forward:
         """The network with the teacher off (bottom-up pathway only), all rows."""
         return simulate(self.weights, self.encoder.stream(images, self.cfg.steps, generator),
-                        batch=images.shape[0], steps=self.cfg.steps, neuron=self.cfg.neuron)
+                        batch=images.shape[0], steps=self.cfg.steps, neuron=self.cfg.neuron, g_basal=self.g_basal)
 
     def infer(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """Predicted classes with the teacher off, all rows."""
@@ -117,15 +118,3 @@ class Rule:
         self.optimizer.step()
         for name in changes:
             tensors[name].grad = None
-
-
-def make_rule(cfg: TrainConfig, sizes: list[int], generator: torch.Generator, device: torch.device) -> Rule:
-    """The rule named by ``cfg.rule``, with freshly initialised synapses drawn from ``generator``."""
-    from .bioleaf import BioleafRule
-    from .bptt import BpttRule
-    from .stbp import StbpRule
-
-    return {"bioleaf": BioleafRule, "stbp": StbpRule, "bptt": BpttRule}[cfg.rule](cfg, sizes, generator, device)
-
-
-RULES = ("bioleaf", "stbp", "bptt")

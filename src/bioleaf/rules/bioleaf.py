@@ -29,12 +29,12 @@ from .base import BatchStats, Rule
 class BioleafRule(Rule):
     """Local learning in the dendritic microcircuit."""
 
-    name = "bioleaf"
 
     def __init__(self, cfg, sizes, generator, device):
         super().__init__(cfg, sizes, generator, device)
         p = cfg.circuit
         p.apical_couplings(len(sizes) - 2)  # a wrong count of multipliers fails here, before any training
+        self.g_basal = p.g_basal
         self.circuit: Microcircuit = build_circuit(sizes, p, generator, cfg.init_scale, device)
         hidden = len(sizes) > 2
         self.lateral = Plasticity(W=False, P=hidden and p.interneurons == "learned",

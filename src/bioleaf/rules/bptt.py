@@ -42,7 +42,7 @@ import math
 import torch
 
 from ..losses import count_cross_entropy, predict
-from ..microcircuit import uniform_init
+from ..network import uniform_init
 from ..network import batch_outer_sum
 from ..neurons import NeuronParams
 from .base import BatchStats, Rule
@@ -151,7 +151,6 @@ def weight_gradients(loss: torch.Tensor, inputs: list[torch.Tensor], currents: l
 class BpttRule(Rule):
     """Backprop through time with a surrogate gradient."""
 
-    name = "bptt"
 
     def __init__(self, cfg, sizes, generator, device):
         super().__init__(cfg, sizes, generator, device)

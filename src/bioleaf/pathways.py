@@ -1,0 +1,64 @@
+r"""The four synapse types of the microcircuit, each a named product of presynaptic traces and weights.
+
+Rows of ``x`` are samples, so every pathway is ``x @ weights.T`` (``[batch, n_pre] -> [batch, n_post]``):
+
+.. math::
+
+    v^B_l &= W_l\, x_{l-1}                 &&\text{bottom-up, onto the basal dendrite (:func:`bottom_up`)}\\
+    v^A_l &= B_l\, x_{l+1} + Q_l\, x^I_l    &&\text{top-down plus lateral inhibition, onto the apical dendrite (:func:`apical`)}\\
+    v^I_l &= P_l\, x_l                      &&\text{lateral, onto the interneurons (:func:`lateral_prediction`)}
+
+With ideal interneurons (``Q = -B``, ``P = W_{l+1}``, a labelled idealisation) the apical input is one
+product of the difference, :math:`B_l (x_{l+1} - x^I_l)` (:func:`ideal_apical`), and an interneuron's
+lateral input is its partner's basal input, already computed (:func:`ideal_prediction`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+Apical = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
+"""``(layer, x_above, x_inter) -> v^A``."""
+Prediction = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
+"""``(layer, x_layer, basal_above) -> v^I``."""
+
+
+def bottom_up(pre: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    r"""Basal potential :math:`v^B = W x_{below}`."""
+    return pre @ W.T
+
+
+def apical(B: torch.Tensor, Q: torch.Tensor, above: torch.Tensor, inter: torch.Tensor) -> torch.Tensor:
+    r"""Apical potential :math:`v^A = B x_{above} + Q x^I` (top-down ``B`` plus the interneurons' ``Q``)."""
+    return above @ B.T + inter @ Q.T
+
+
+def ideal_apical(B: torch.Tensor, above: torch.Tensor, inter: torch.Tensor) -> torch.Tensor:
+    r"""Apical potential with ideal interneurons (``Q = -B``): :math:`B (x_{above} - x^I)`."""
+    return (above - inter) @ B.T
+
+
+def lateral_prediction(P: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
+    r"""An interneuron's lateral input :math:`v^I = P x_l`."""
+    return pre @ P.T
+
+
+def ideal_prediction(basal_above: torch.Tensor) -> torch.Tensor:
+    r"""An ideal interneuron's lateral input (``P = W_{l+1}``): its partner's basal potential."""
+    return basal_above
+
+
+def apical_pathway(B: list[torch.Tensor], Q: list[torch.Tensor], ideal: bool) -> Apical:
+    """The apical input of every hidden layer for the interneuron mode (chosen once per presentation)."""
+    if ideal:
+        return lambda l, above, inter: ideal_apical(B[l], above, inter)
+    return lambda l, above, inter: apical(B[l], Q[l], above, inter)
+
+
+def prediction_pathway(P: list[torch.Tensor], ideal: bool) -> Prediction:
+    """The interneurons' lateral input of every hidden layer for the interneuron mode."""
+    if ideal:
+        return lambda l, pre, basal_above: ideal_prediction(basal_above)
+    return lambda l, pre, basal_above: lateral_prediction(P[l], pre)

@@ -1,0 +1,143 @@
+r"""What a presentation keeps while it runs, and what it returns.
+
+Every copy of the circuit (:class:`Copy`) keeps *running sums* of the quantities its synapses can see,
+updated online, so learning memory does not depend on ``T`` (:class:`CircuitSums`):
+
+.. math::
+
+    X_l = \sum_t x_{l-1}(t), \qquad A_l = \sum_t v^A_l(t) + \frac{v^A_l(T)}{1-\lambda}, \qquad
+    X^I_l = \sum_t x^I_l(t-1) + \frac{x^I_l(T)}{1-\lambda}, \qquad a^I_l = \sum_t I^I_l(t)
+
+(at output cells :math:`A` sums the teacher current :math:`c`). The last terms complete the PSPs still
+in flight at the end (a trace decays geometrically), so every spike counts with its whole PSP area.
+Two-sided nudging also keeps, per cell of the layer above, the difference of the two teacher phases'
+top-down traces (:class:`PhaseDifference`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .pathways import Apical
+from .phase import Phase, PhaseState, Replay, StepSignals
+
+
+class CircuitSums:
+    """The running sums of the teacher or free phase (formulas above), per layer ``[batch, n]``."""
+
+    def __init__(self, sizes: list[int], batch: int, device: torch.device, live: list[int], teacher: bool):
+        hidden = range(len(sizes) - 2)
+        zeros = lambda n: torch.zeros(batch, n, device=device)  # noqa: E731
+        self.X = [zeros(n) for n in sizes[:-1]]  # presynaptic trace sums of every layer's basal input
+        self.A = [zeros(n) for n in sizes[1:]]  # integrated apical input / teacher current
+        self.XI = [zeros(sizes[l + 2]) for l in hidden]  # interneuron trace sums (what the apical dendrite saw)
+        self.Xout = zeros(sizes[-1])  # output cells' trace sums
+        self.a_inter = [zeros(sizes[l + 2]) for l in hidden]  # interneurons' integrated somatic current
+        self._hidden, self._live, self._teacher = hidden, live, teacher
+
+    def add(self, prev: PhaseState, sig: StepSignals, state: PhaseState) -> None:
+        for x, pre in zip(self.X, sig.inputs):
+            x += pre
+        for l in self._hidden:
+            self.A[l] += sig.apical[l]
+            self.XI[l] += prev.inter[l].trace
+        for l in self._live:
+            self.a_inter[l] = self.a_inter[l] + sig.inter_current[l]
+        if self._teacher:
+            self.A[-1] += sig.teacher_current
+        self.Xout += state.pyr[-1].trace
+
+    def complete(self, state: PhaseState, apical: Apical, tail: float) -> None:
+        """Add the integral of the PSPs still in flight at the end (``tail = 1 / (1 - lambda)``)."""
+        for l in self._hidden:
+            self.A[l] += tail * apical(l, state.pyr[l + 1].trace, state.inter[l].trace)
+            self.XI[l] += tail * state.inter[l].trace
+
+
+class TraceSums:
+    """The teacher-free copy's presynaptic trace sums above the input (the input's is shared)."""
+
+    def __init__(self, sizes: list[int], batch: int, device: torch.device):
+        self.X = [torch.zeros(batch, n, device=device) for n in sizes[1:-1]]
+
+    def add(self, prev: PhaseState, sig: StepSignals, state: PhaseState) -> None:
+        for x, pre in zip(self.X, sig.inputs[1:]):
+            x += pre
+
+
+@dataclass
+class Copy:
+    """One copy of the circuit: its phase, its state, its running sums and its last step's signals."""
+
+    phase: Phase
+    state: PhaseState
+    sums: CircuitSums | TraceSums | None = None
+    signals: StepSignals | None = None
+
+    def advance(self, pre: torch.Tensor | None, basal: torch.Tensor, replay: Replay | None = None) -> None:
+        prev = self.state
+        self.state, self.signals = self.phase.step(pre, basal, prev, replay)
+        if self.sums is not None:
+            self.sums.add(prev, self.signals, self.state)
+
+    def replay(self) -> Replay:
+        """This copy's top interneurons and output prediction of the last step, for a copy that replays them."""
+        top = len(self.state.inter) - 1
+        if top < 0:
+            return Replay(None, None, self.signals.rate)
+        return Replay(self.signals.inter_spikes[top], self.state.inter[top], self.signals.rate)
+
+
+class PhaseDifference:
+    r"""Two-sided nudging: per hidden layer ``l`` in ``layers``, :math:`D_l = \sum_t [(x^+_{l+1} - x^{I+}_l) -
+    (x^-_{l+1} - x^{I-}_l)](t-1)` plus the PSPs in flight at the end; the error it gives is
+    :math:`\tfrac12 B_l D_l` (interneurons below the second phase's lowest layer are shared)."""
+
+    def __init__(self, layers: range, sizes: list[int], batch: int, device: torch.device):
+        self.D = {l: torch.zeros(batch, sizes[l + 2], device=device) for l in layers}
+
+    def add(self, plus: PhaseState, minus: PhaseState, scale: float | None = None) -> None:
+        for l, d in self.D.items():
+            inter_minus = plus.inter[l] if minus.inter[l] is None else minus.inter[l]
+            diff = (plus.pyr[l + 1].trace - plus.inter[l].trace) - (minus.pyr[l + 1].trace - inter_minus.trace)
+            d += diff if scale is None else scale * diff
+
+    def errors(self, B: list[torch.Tensor]) -> dict[int, torch.Tensor]:
+        return {l: 0.5 * (d @ B[l].T) for l, d in self.D.items()}
+
+
+class Recorder:
+    """Every step's spikes and apical potentials of the first sample (for plots only)."""
+
+    def __init__(self) -> None:
+        self.record: dict[str, list[torch.Tensor]] = {"input": []}
+
+    def add(self, s_in: torch.Tensor, sig: StepSignals) -> None:
+        self.record["input"].append(s_in[0].clone())
+        for l, s in enumerate(sig.spikes):
+            self.record.setdefault(f"pyr{l}", []).append(s[0].clone())
+        for l in range(len(sig.apical)):
+            self.record.setdefault(f"inter{l}", []).append(sig.inter_spikes[l][0].clone())
+            self.record.setdefault(f"apical{l}", []).append(sig.apical[l][0].clone())
+
+
+@dataclass
+class Presentation:
+    """What one presentation returns: output counts and potentials, the teacher-free count each
+    output cell predicts from its own basal potential (``[sum_t v^B]_+ / theta``), the updates of the
+    plastic synapses (``name -> [n_post, n_pre]``, summed over the batch), the integrated apical
+    residual of each hidden layer (mean ``|A| / T``) and the integrated apical potentials ``A``.
+    With the free error reference the basal count is the free copy's, and ``free_output`` holds the
+    free copy's output counts and potentials (what inference answers on the same input spikes)."""
+
+    counts: torch.Tensor
+    potentials: torch.Tensor
+    basal_counts: torch.Tensor
+    updates: dict[str, torch.Tensor]
+    apical_residual: list[float]
+    hidden_counts: list[torch.Tensor]
+    apical_sums: list[torch.Tensor] = field(default_factory=list)
+    record: dict[str, list[torch.Tensor]] | None = None
+    free_output: tuple[torch.Tensor, torch.Tensor] | None = None  # free copy's output counts, potentials
