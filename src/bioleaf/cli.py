@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .config import DATASETS, RULE_NAMES, TRAIN_FLAGS, TrainConfig
 from .errors import BioleafError, UsageError
-from .presets import PRESETS, preset_values
+from .presets import PRESETS
 
 EQUIVALENCE_STEPS = 50
 EQUIVALENCE_INIT_SCALE = 0.3
@@ -102,41 +102,24 @@ def build_parser() -> Parser:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Defaults < ``--preset`` < explicit flags; validated.
+    """Defaults < ``--preset`` < explicit flags; validated (:func:`bioleaf.api.configure`: without an explicit
+    ``--dataset`` or ``--data-dir``, a missing Fashion-MNIST falls back to the bundled digits with a notice)."""
+    from .api import configure
 
-    Without an explicit ``--dataset`` or ``--data-dir``, a missing Fashion-MNIST falls back to the bundled digits
-    with a notice (a preset's architecture then gets the digits' 64 inputs).
-    """
-    values: dict[str, object] = dict(preset_values(args.preset)) if args.preset else {}
-    for key in ("rule", "dataset", "data_dir"):
-        if getattr(args, key) is not None:
-            values[key] = getattr(args, key)
+    values: dict[str, object] = {key: getattr(args, key) for key in ("rule", "dataset", "data_dir")
+                                 if getattr(args, key) is not None}
     for flag, (field, _, _) in TRAIN_FLAGS.items():
         v = getattr(args, flag[2:].replace("-", "_"))
         if v is not None:
             values[field] = v
-    if args.dataset is None and args.data_dir is None and values.get("dataset", "fashion-mnist") == "fashion-mnist":
-        values["dataset"] = _default_dataset(values.get("data_dir"))
-        if values["dataset"] == "digits" and args.arch is None and "arch" in values:
-            values["arch"] = "-".join(["64"] + str(values["arch"]).split("-")[1:])
-    return TrainConfig().with_values(values).validate()
-
-
-def _default_dataset(data_dir: str | None) -> str:
-    from .data import FASHION_MNIST_DIR, dataset_available
-
-    if dataset_available("fashion-mnist", data_dir):
-        return "fashion-mnist"
-    print(f"notice: Fashion-MNIST not found in {data_dir or FASHION_MNIST_DIR} (apt-get install "
-          "dataset-fashion-mnist); falling back to the bundled scikit-learn digits", file=sys.stderr)
-    return "digits"
+    return configure(args.preset, values)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .data import load_dataset
     from .errors import DivergenceError
     from .parallel import setup_parallel, teardown_parallel
-    from .train import Interrupted, Trainer, resolve_device
+    from .train import Interrupted, Trainer, prepare_out, resolve_device
 
     cfg = config_from_args(args)
     resolve_device(cfg.device)
@@ -152,13 +135,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         refused = None
         if parallel.is_main:  # only rank 0 touches --out; the others learn whether it refused
             try:
-                _prepare_out(out, resume=args.resume, overwrite=args.overwrite)
+                prepare_out(out, resume=args.resume, overwrite=args.overwrite)
             except UsageError as e:
                 refused = e
         if parallel.agree(refused is not None):
             raise refused or UsageError(f"--out {out}: rejected by rank 0 (its message says why)")
+        pin_threads(cfg)
         trainer = Trainer(cfg, data, out, checkpoint_every=args.checkpoint_every,
-                          progress=not args.no_progress and parallel.is_main, parallel=parallel)
+                          progress=not args.no_progress and parallel.is_main, parallel=parallel, echo=True,
+                          signals=True)
         summary = trainer.run(resume=args.resume)
         together = True
     except (Interrupted, DivergenceError, UsageError):  # agreed on by all ranks (or the same on each)
@@ -175,19 +160,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prepare_out(out: Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse to mix runs: a directory holding a run needs --resume or --overwrite."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a directory")
-    has_run = (out / "config.json").exists()
-    if resume and not (out / "checkpoint.safetensors").exists():
-        raise UsageError(f"--resume: no checkpoint in {out} (expected {out / 'checkpoint.safetensors'})")
-    if has_run and not resume and not overwrite:
-        raise UsageError(f"--out {out}: already holds a run; add --resume to continue it or --overwrite to replace it")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"--out {out}: cannot create directory ({e.strerror})") from None
+def pin_threads(cfg: TrainConfig) -> None:
+    """The process-wide settings a command line run owns: torch's thread count (``--threads``; results can
+    depend on it) and its global seed."""
+    import torch
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

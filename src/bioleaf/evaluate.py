@@ -15,7 +15,8 @@ from .train import accuracy, resolve_device
 
 
 def load_model(run_dir: Path) -> tuple[TrainConfig, Rule]:
-    """The configuration and a rule holding the trained bottom-up weights of ``run_dir``."""
+    """The configuration and a rule holding the trained synapses of ``run_dir`` (the bottom-up ``W``
+    always; the microcircuit's ``B``, ``P``, ``Q`` where the file has them, the idealisations imposed)."""
     path = Path(run_dir) / "model.safetensors"
     if not Path(run_dir).is_dir():
         raise DataError(f"{run_dir}: no such run directory")
@@ -34,11 +35,13 @@ def load_model(run_dir: Path) -> tuple[TrainConfig, Rule]:
     except UsageError:  # trained on a GPU this machine lacks: the weights evaluate on the CPU as well
         device = torch.device("cpu")
     rule = make_rule(cfg, sizes, torch.Generator().manual_seed(0), device)
-    expected = {f"W{l}": w for l, w in enumerate(rule.weights)}
+    synapses = rule.synapses()
+    expected = {name: t for name, t in synapses.items() if name.startswith("W") or name in tensors}
     ckpt.check_tensors(path, tensors, expected)
     with torch.no_grad():
         for name, w in expected.items():
             w.copy_(tensors[name])
+    rule.after_load()
     return cfg, rule
 
 

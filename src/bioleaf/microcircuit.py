@@ -309,7 +309,7 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
     ``targets`` are target spike counts ``[batch, n_out]`` (``None``: no teacher). The updates in
     the result are the rules of :mod:`bioleaf.plasticity` applied to the running sums each synapse
     keeps during the presentation, summed over samples (memory independent of ``steps``).
-    ``record=True`` also keeps every step's spikes and apical potentials (for plots only).
+    ``record=True`` also keeps every step's spikes and apical potentials, ``[T, batch, n]`` (for plots only).
     ``apical_baseline``: each hidden cell's integrated apical potential from the free phase on the
     same input (``Presentation.apical_sums``); the bottom-up rule then reads ``A - A_free``.
     """
@@ -340,7 +340,7 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
         basal_counts=torch.relu((shadow or run.main).state.basal_integral) / neuron.threshold,
         apical_residual=[float(sums.A[l].abs().mean()) / steps for l in range(len(circuit.W) - 1)],
         hidden_counts=[p.count for p in main.pyr[:-1]], apical_sums=sums.A[:-1],
-        record=recorder.record if recorder is not None else None,
+        record=recorder.stacked() if recorder is not None else None,
         free_output=(shadow.state.pyr[-1].count, shadow.state.pyr[-1].v) if shadow is not None else None)
 
 

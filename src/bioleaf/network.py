@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from .encoding import SpikeStream
 from .neurons import NeuronParams, SpikeFn, heaviside
 from .pathways import bottom_up
-from .phase import feedforward
+from .phase import StepSignals, feedforward
 
 
 def batch_outer_sum(post: torch.Tensor, pre: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -52,18 +53,23 @@ def uniform_init(n_out: int, n_in: int, scale: float, generator: torch.Generator
 
 
 def simulate(weights: list[torch.Tensor], spikes: SpikeStream, *, batch: int, steps: int,
-             neuron: NeuronParams, g_basal: float = 1.0, spike_fn: SpikeFn = heaviside) -> Forward:
+             neuron: NeuronParams, g_basal: float = 1.0, spike_fn: SpikeFn = heaviside,
+             observe: Callable[[torch.Tensor, StepSignals], None] | None = None) -> Forward:
     """Run ``steps`` time steps on the input spike stream (:func:`bioleaf.phase.feedforward`: the layer step
     with every apical compartment decoupled; hidden somata receive ``g_basal`` times their basal potential,
     output cells their basal potential); differentiable through ``weights`` when ``spike_fn`` has a
-    surrogate gradient (otherwise call it under ``torch.no_grad()``)."""
+    surrogate gradient (otherwise call it under ``torch.no_grad()``). ``observe(input_spikes, signals)``
+    is called after every step (e.g. :class:`bioleaf.presentation.Recorder`'s ``add``)."""
     dev = weights[0].device
     phase = feedforward(weights, neuron, g_basal, spike_fn=spike_fn)
     state = phase.init(batch, dev)
     x_in = torch.zeros(batch, weights[0].shape[1], device=dev)
     sums = [torch.zeros_like(x_in)] + [torch.zeros(batch, w.shape[0], device=dev) for w in weights]
+    observe = observe or (lambda s_in, signals: None)
     for t in range(steps):
-        x_in = neuron.lam * x_in + spikes(t)
-        state, _ = phase.step(x_in, bottom_up(x_in, weights[0]), state)
+        s_in = spikes(t)
+        x_in = neuron.lam * x_in + s_in
+        state, signals = phase.step(x_in, bottom_up(x_in, weights[0]), state)
         sums = [sums[0] + x_in] + [s + p.trace for s, p in zip(sums[1:], state.pyr)]
+        observe(s_in, signals)
     return Forward([p.count for p in state.pyr], sums, state.pyr[-1].v)

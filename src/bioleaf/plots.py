@@ -108,7 +108,7 @@ def _activity(cfg: TrainConfig, sizes: list[int], tensors: dict, run_dir: Path, 
         runs[name] = present(rule.circuit, rule.encoder.stream(x, cfg.steps, gen), targets, batch=1,
                              steps=cfg.steps, neuron=cfg.neuron, params=cfg.circuit,
                              learn=Plasticity(W=False), record=True).record
-    rec = {k: torch.stack(v) for k, v in runs["teacher"].items()}
+    rec = {k: v[:, 0] for k, v in runs["teacher"].items()}
     hidden = len(sizes) - 2
     panels = ["input"] + [f"pyr{l}" for l in range(len(sizes) - 1)] + [f"inter{l}" for l in range(hidden)]
     fig, axes = plt.subplots(len(panels), 1, figsize=(7, 1.6 * len(panels)), sharex=True)
@@ -122,7 +122,7 @@ def _activity(cfg: TrainConfig, sizes: list[int], tensors: dict, run_dir: Path, 
     paths = [_save(fig, run_dir / "rasters.png")]
     fig, axes = plt.subplots(1, hidden, figsize=(5 * hidden, 3.2), squeeze=False)
     for l, ax in enumerate(axes[0]):
-        free, teach = torch.stack(runs["free"][f"apical{l}"]), torch.stack(runs["teacher"][f"apical{l}"])
+        free, teach = runs["free"][f"apical{l}"][:, 0], runs["teacher"][f"apical{l}"][:, 0]
         cells = teach.abs().sum(0).argsort(descending=True)[:4]
         for i, c in enumerate(cells.tolist()):
             ax.plot(free[:, c].numpy(), ls="--", color=f"C{i}")

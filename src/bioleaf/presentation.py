@@ -109,18 +109,24 @@ class PhaseDifference:
 
 
 class Recorder:
-    """Every step's spikes and apical potentials of the first sample (for plots only)."""
+    """Every step's input spikes, spikes, interneuron spikes and apical potentials, stacked over time into
+    ``[T, batch, n]`` by :meth:`stacked` (for plots and inspection only: memory grows with ``T``)."""
 
     def __init__(self) -> None:
         self.record: dict[str, list[torch.Tensor]] = {"input": []}
 
     def add(self, s_in: torch.Tensor, sig: StepSignals) -> None:
-        self.record["input"].append(s_in[0].clone())
+        self.record["input"].append(s_in.clone())
         for l, s in enumerate(sig.spikes):
-            self.record.setdefault(f"pyr{l}", []).append(s[0].clone())
-        for l in range(len(sig.apical)):
-            self.record.setdefault(f"inter{l}", []).append(sig.inter_spikes[l][0].clone())
-            self.record.setdefault(f"apical{l}", []).append(sig.apical[l][0].clone())
+            self.record.setdefault(f"pyr{l}", []).append(s.clone())
+        for l, (s, apical) in enumerate(zip(sig.inter_spikes, sig.apical)):
+            if s is not None:
+                self.record.setdefault(f"inter{l}", []).append(s.clone())
+            if apical is not None:
+                self.record.setdefault(f"apical{l}", []).append(apical.clone())
+
+    def stacked(self) -> dict[str, torch.Tensor]:
+        return {key: torch.stack(steps) for key, steps in self.record.items()}
 
 
 @dataclass
@@ -139,5 +145,5 @@ class Presentation:
     apical_residual: list[float]
     hidden_counts: list[torch.Tensor]
     apical_sums: list[torch.Tensor] = field(default_factory=list)
-    record: dict[str, list[torch.Tensor]] | None = None
+    record: dict[str, torch.Tensor] | None = None  # [T, batch, n] per population (``record=True``)
     free_output: tuple[torch.Tensor, torch.Tensor] | None = None  # free copy's output counts, potentials

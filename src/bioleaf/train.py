@@ -23,7 +23,8 @@ import resource
 import signal
 import sys
 import time
-from contextlib import contextmanager
+import warnings
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -103,6 +104,21 @@ def resolve_device(name: str) -> torch.device:
             raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
         return dev
     return torch.device("cpu")
+
+
+def prepare_out(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to mix runs: a directory holding a run needs --resume or --overwrite."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a directory")
+    has_run = (out / "config.json").exists()
+    if resume and not (out / "checkpoint.safetensors").exists():
+        raise UsageError(f"--resume: no checkpoint in {out} (expected {out / 'checkpoint.safetensors'})")
+    if has_run and not resume and not overwrite:
+        raise UsageError(f"--out {out}: already holds a run; add --resume to continue it or --overwrite to replace it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot create directory ({e.strerror})") from None
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -208,21 +224,26 @@ class Progress:
 
 
 class Trainer:
-    """Runs one configuration to completion (or to a clean stop) in ``out``."""
+    """Runs one configuration to completion (or to a clean stop), writing its files into ``out``.
 
-    def __init__(self, cfg: TrainConfig, data: Dataset, out: Path, *, checkpoint_every: int = 0,
-                 progress: bool = True, parallel: Parallel | None = None):
-        self.cfg, self.data, self.out = cfg, data, Path(out)
+    ``out=None`` writes nothing (the history stays in :attr:`state`); ``progress`` shows a progress bar,
+    ``echo`` prints one line per epoch and warnings to the terminal, ``signals`` turns SIGINT/SIGTERM
+    into a clean stop with a checkpoint (the CLI's; a library call leaves the process's handlers alone).
+    Thread counts and torch's global seed are not touched: that is the caller's (the CLI's) business.
+    """
+
+    def __init__(self, cfg: TrainConfig, data: Dataset, out: Path | None = None, *, checkpoint_every: int = 0,
+                 progress: bool = False, parallel: Parallel | None = None, echo: bool = False,
+                 signals: bool = False):
+        self.cfg, self.data, self.out = cfg, data, None if out is None else Path(out)
         self.checkpoint_every, self.show_progress = checkpoint_every, progress
+        self.echo, self.signals = echo, signals
         self.par = parallel or Parallel()
         self.device = resolve_device(cfg.device)
         self.sizes = cfg.sizes(data.input_size, data.num_classes)
         if len(data.train_x) == 0:
             raise DataError(f"{cfg.dataset}: no training samples left after holding out {len(data.val_x)} for "
                             "validation (use more samples, --limit or a smaller --val-fraction)")
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        torch.manual_seed(cfg.seed)
         self.rule = make_rule(cfg, self.sizes, torch.Generator().manual_seed(cfg.seed), self.device)
         self.order_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.spike_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
@@ -233,11 +254,16 @@ class Trainer:
 
     # ----------------------------------------------------------------- files
     @property
-    def checkpoint_path(self) -> Path:
-        return self.out / "checkpoint.safetensors"
+    def writes(self) -> bool:
+        """Whether this process writes the run's files (rank 0, with an output directory)."""
+        return self.out is not None and self.par.is_main
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return None if self.out is None else self.out / "checkpoint.safetensors"
 
     def save_checkpoint(self) -> None:
-        if not self.par.is_main:
+        if not self.writes:
             return
         opt_tensors, opt_meta = ckpt.optimizer_state(self.rule.optimizer)
         tensors = {**{f"net.{k}": v for k, v in self.rule.tensors().items()}, **opt_tensors,
@@ -301,20 +327,20 @@ class Trainer:
                              f"{self.state.epoch + (self.state.batch > 0)}; resume with at least that many --epochs")
 
     def save_model(self) -> None:
-        if not self.par.is_main:
+        if not self.writes:
             return
         meta = {"kind": "model", "config": self.cfg.to_json(), "sizes": self.sizes}
-        ckpt.save_tensors(self.out / "model.safetensors", {f"W{l}": w for l, w in enumerate(self.rule.weights)}, meta)
+        ckpt.save_tensors(self.out / "model.safetensors", self.rule.synapses(), meta)
 
     # ------------------------------------------------------------------ loop
     def run(self, resume: bool = False) -> dict:
         """Train; returns the summary (also written to ``summary.json``)."""
         if resume:
             self.load_checkpoint()
-        elif self.par.is_main:
+        elif self.writes:
             ckpt.atomic_write_json(self.out / "config.json", self.cfg.to_json())
         stop = StopRequest()
-        with stop.installed():
+        with stop.installed() if self.signals else nullcontext():
             while self.state.epoch < self.cfg.epochs:
                 self._epoch(stop)
         return self._finish()
@@ -388,18 +414,30 @@ class Trainer:
         st.train_samples += st.samples
         st.epoch, st.batch, st.loss_sum, st.correct, st.samples, st.seconds = st.epoch + 1, 0, 0.0, 0, 0, 0.0
         self.epoch_order_state = self.order_gen.get_state()
-        if self.par.is_main:
+        if self.writes:
             lines = "".join(json.dumps(r) + "\n" for r in st.history)
             ckpt.atomic_write_bytes(self.out / "metrics.jsonl", lines.encode())
             self.save_checkpoint()
             self.save_model()
+        if self.par.is_main:
+            self._report(row, probe.stop)
+
+    def _report(self, row: dict, probe_samples: int) -> None:
+        """The epoch's line (with ``echo``) and a warning when the network is silent (a ``RuntimeWarning``
+        without ``echo``)."""
+        if self.echo:
             val = "" if row["val_accuracy"] is None else f"  val {row['val_accuracy']:.2%}"
-            print(f"epoch {row['epoch']}/{cfg.epochs}  loss {row['train_loss']:.4g}  train {row['train_accuracy']:.2%}"
-                  f"{val}  test {row['test_accuracy']:.2%}  {row['seconds']:.1f}s", flush=True)
-            if row["probe_output_spikes"] == 0:
-                print(f"warning: epoch {row['epoch']}: no output cell fired on the {probe.stop} probe images (teacher "
-                      "off): the network is silent and spike-count errors cannot reach it; raise --init-scale or "
-                      "--max-rate (a short --tau-syn weakens every spike)", file=sys.stderr, flush=True)
+            print(f"epoch {row['epoch']}/{self.cfg.epochs}  loss {row['train_loss']:.4g}  "
+                  f"train {row['train_accuracy']:.2%}{val}  test {row['test_accuracy']:.2%}  {row['seconds']:.1f}s",
+                  flush=True)
+        if row["probe_output_spikes"] == 0:
+            message = (f"epoch {row['epoch']}: no output cell fired on the {probe_samples} probe images (teacher "
+                       "off): the network is silent and spike-count errors cannot reach it; raise --init-scale or "
+                       "--max-rate (a short --tau-syn weakens every spike)")
+            if self.echo:
+                print(f"warning: {message}", file=sys.stderr, flush=True)
+            else:
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
 
     def _finish(self) -> dict:
         cfg, st = self.cfg, self.state
@@ -413,7 +451,7 @@ class Trainer:
                    "train_seconds": st.train_seconds,
                    "samples_per_second": st.train_samples / max(st.train_seconds, 1e-9),
                    "peak_memory_mb": peak_memory_mb(self.device)}
-        if self.par.is_main:
+        if self.writes:
             self.save_model()
             ckpt.atomic_write_json(self.out / "summary.json", summary)
         return summary

@@ -84,7 +84,7 @@ def capture(name: str) -> dict[str, torch.Tensor]:
         out.update({f"{tag}/hidden_counts{l}": c for l, c in enumerate(res.hidden_counts)})
         out.update({f"{tag}/apical_sums{l}": a for l, a in enumerate(res.apical_sums)})
         out.update({f"{tag}/update/{k}": u for k, u in res.updates.items()})
-        out.update({f"{tag}/record/{k}": torch.stack(v) for k, v in (res.record or {}).items()})
+        out.update({f"{tag}/record/{k}": v[:, 0] for k, v in (res.record or {}).items()})  # the first sample
         if res.free_output is not None:
             out[f"{tag}/free_output/counts"], out[f"{tag}/free_output/potentials"] = res.free_output
     rule = make_rule(cfg, sizes, torch.Generator().manual_seed(cfg.seed), torch.device("cpu"))

@@ -62,6 +62,11 @@ class Rule:
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """Every learned tensor by name (checkpointed)."""
+        return self.synapses()
+
+    def synapses(self) -> dict[str, torch.Tensor]:
+        """The synapses by name (``model.safetensors``): ``W0``, ``W1``, ... and, in the microcircuit,
+        the feedback and interneuron synapses ``B``, ``P``, ``Q``."""
         return {f"W{l}": w for l, w in enumerate(self.weights)}
 
     def train_batch(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> BatchStats:

@@ -53,6 +53,9 @@ class BioleafRule(Rule):
     def weights(self):
         return self.circuit.W
 
+    def synapses(self):
+        return self.circuit.tensors()
+
     def tensors(self):
         return {**self.circuit.tensors(), "self_predict_left": self.self_predict_left}
 
