@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arch", default="784-400-400-10")
     p.add_argument("--limit", type=int, default=2000, help="training samples (default 2000)")
     p.add_argument("--batch-size", type=int, default=200)
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--steps", type=int, default=30)
     p.add_argument("--epochs", type=int, default=1)
     args = p.parse_args(argv)
     if args.ranks < 2 or args.repeats < 1:

@@ -29,4 +29,4 @@ fi
 if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
   .venv/bin/pip install -q "$TORCH_PIN"   # pinned CPU build first: a loose requirement would pull CUDA
 fi
-.venv/bin/pip install -q -e ".[test,bench]"
+.venv/bin/pip install -q -e ".[test,bench,docs]"

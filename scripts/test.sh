@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Set up, then run the whole test suite (what CI runs). Extra arguments go to pytest.
+# Set up, then run the whole test suite and build the reference docs with warnings as errors (what CI
+# runs). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest "$@"
+bash scripts/docs.sh -q

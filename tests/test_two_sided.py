@@ -65,7 +65,7 @@ def cosines(arch: str, nudge: str, layers: str, init: float, digits) -> list[flo
 @pytest.mark.parametrize("arch, layers", [("64-128-64-10", "0"), ("64-128-64-10", ""), ("64-96-96-64-10", "")])
 def test_two_sided_nudging_aligns_the_lower_layers_with_stbp(arch, layers, digits):
     """At the Fashion-MNIST preset's initial weight scale (0.3); with larger weights the lower layers'
-    alignment is about the same either way (docs/results.md section 1)."""
+    alignment is about the same either way."""
     init = 0.3
     one = cosines(arch, "one-sided", layers, init, digits)
     two = cosines(arch, "two-sided", layers, init, digits)

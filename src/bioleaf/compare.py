@@ -5,7 +5,8 @@ under ``OUT/runs/`` (so peak memory is measured per run); a finished run is reus
 ``config.json`` is exactly the configuration this command asks for (any other is trained again, with a
 notice naming what changed); ``jobs`` of them run at once, each line they print prefixed with
 the run's name when ``jobs > 1``. Runs are independent, so their results do not depend on ``jobs``.
-The table is aggregated over seeds: test accuracy mean +- std, best epoch (by validation accuracy),
+The table is aggregated over seeds: the idealisations the variant's learning uses ("none": local
+learning only; "backprop" for the BP twins), test accuracy mean +- std, best epoch (by validation accuracy),
 seconds per epoch, samples per second and peak memory.
 """
 
@@ -27,7 +28,7 @@ from .config import RULE_NAMES, TrainConfig
 from .errors import DataError, UsageError
 from .microcircuit import FEEDBACK_MODES
 
-COLUMNS = ["rule", "feedback", "seeds", "test_accuracy_mean", "test_accuracy_std", "best_epoch",
+COLUMNS = ["rule", "feedback", "idealisations", "seeds", "test_accuracy_mean", "test_accuracy_std", "best_epoch",
            "seconds_per_epoch", "samples_per_second", "peak_memory_mb"]
 
 
@@ -81,7 +82,7 @@ def run_compare(train_args: list[str], cfg: TrainConfig, rules: list[str], feedb
     runs: dict[Variant, list[tuple[dict, list[dict]]]] = {}
     for v, _, run_dir in todo:
         runs.setdefault(v, []).append(_read_run(run_dir))
-    rows = [_row(v, results) for v, results in runs.items()]
+    rows = [_row(v, results, run_config(cfg, v, seeds[0])["idealisations"]) for v, results in runs.items()]
     _write_tables(rows, cfg, seeds, out)
     _plot(runs, out / "learning_curves.png")
     return rows
@@ -149,9 +150,10 @@ def _read_run(run_dir: Path) -> tuple[dict, list[dict]]:
     return summary, metrics
 
 
-def _row(v: Variant, results: list[tuple[dict, list[dict]]]) -> dict:
+def _row(v: Variant, results: list[tuple[dict, list[dict]]], idealisations: list[str]) -> dict:
     accs = [s["test_accuracy"] for s, _ in results]
-    return {"rule": v.rule, "feedback": v.feedback or "", "seeds": len(results),
+    return {"rule": v.rule, "feedback": v.feedback or "", "idealisations": " + ".join(idealisations) or "none",
+            "seeds": len(results),
             "test_accuracy_mean": statistics.fmean(accs),
             "test_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
             "best_epoch": statistics.median(s["best_epoch"] for s, _ in results),
@@ -168,10 +170,11 @@ def _write_tables(rows: list[dict], cfg: TrainConfig, seeds: list[int], out: Pat
     atomic_write_bytes(out / "results.csv", buf.getvalue().encode())
     lines = [f"{cfg.dataset}, {cfg.arch}, T={cfg.steps}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
              f"{cfg.encoder} encoder, seeds {','.join(map(str, seeds))}", "",
-             "| rule | feedback | test accuracy (mean ± std) | best epoch | s/epoch | samples/s | peak MB |",
-             "|---|---|---|---|---|---|---|"]
+             "| rule | feedback | idealisations | test accuracy (mean ± std) | best epoch | s/epoch | samples/s | peak MB |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['rule']} | {r['feedback'] or '-'} | {100 * r['test_accuracy_mean']:.2f} ± "
+        lines.append(f"| {r['rule']} | {r['feedback'] or '-'} | {r['idealisations']} | "
+                     f"{100 * r['test_accuracy_mean']:.2f} ± "
                      f"{100 * r['test_accuracy_std']:.2f} % | {r['best_epoch']:g} | {r['seconds_per_epoch']:.1f} | "
                      f"{r['samples_per_second']:.0f} | {r['peak_memory_mb']:.0f} |")
     atomic_write_bytes(out / "results.md", ("\n".join(lines) + "\n").encode())

@@ -270,15 +270,25 @@ class TrainConfig:
         return dataclasses.replace(self, **top, neuron=self.neuron._replace(**nested["neuron"]),
                                    circuit=dataclasses.replace(self.circuit, **nested["circuit"]))
 
+    @property
+    def idealisations(self) -> list[str]:
+        """The idealisations this run's learning uses beyond the locality contract. For the microcircuit, its labelled
+        idealisations (:data:`bioleaf.microcircuit.IDEALISATIONS`; empty for a fully local circuit), or
+        ``["backprop"]`` for the BP twins (weight transport and a backward pass)."""
+        return self.circuit.idealisations() if self.rule == "bioleaf" else ["backprop"]
+
     def to_json(self) -> dict:
+        """The configuration as JSON (``config.json``), with its :attr:`idealisations` (derived, not read back)."""
         d = dataclasses.asdict(self)
         d["neuron"] = self.neuron._asdict()
         d["neuron"]["tau_mem"] = _inf_to_json(self.neuron.tau_mem)
+        d["idealisations"] = self.idealisations
         return d
 
     @classmethod
     def from_json(cls, d: dict) -> "TrainConfig":
         d = dict(d)
+        d.pop("idealisations", None)  # derived from the fields
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise UsageError(f"config: unknown keys {sorted(unknown)}")

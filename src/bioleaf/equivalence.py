@@ -1,7 +1,7 @@
 r"""How close BioLeaF's local updates come to the ST-BP gradient of the same error.
 
 Both are computed from the **same input spikes** (the spike generator is replayed): ST-BP from a
-teacher-free run of the bottom-up network (:func:`bioleaf.rules.stbp.stbp_gradients`), BioLeaF from
+teacher-free run of the bottom-up network (:func:`bioleaf.backprop.stbp_gradients`), BioLeaF from
 one teacher presentation of the microcircuit (:func:`bioleaf.microcircuit.present`). Per layer we
 report the cosine between BioLeaF's :math:`\Delta W_l` and :math:`-\partial E/\partial W_l`, and the
 relative scale :math:`\|\Delta W_l\| / \|\partial E/\partial W_l\|`.

@@ -78,7 +78,7 @@ A presentation runs ``T`` steps on one batch and accumulates these sums online; 
 
 Where each piece lives: the cell types in :mod:`bioleaf.cells`, the four pathways in
 :mod:`bioleaf.pathways`, the layer step every copy of the circuit runs in :mod:`bioleaf.phase`, the
-running sums and the end-of-presentation rules in :mod:`bioleaf.learning`; :func:`present` below is the
+running sums and the end-of-presentation rules in :mod:`bioleaf.presentation`; :func:`present` below is the
 schedule that puts them together.
 """
 
@@ -105,6 +105,12 @@ FEEDBACK_MODES = ("symmetric", "random", "learned")
 INTERNEURON_MODES = ("learned", "ideal")
 ERROR_REFERENCES = ("nudged", "free")
 NUDGES = ("one-sided", "two-sided")
+IDEALISATIONS = ("copied-feedback", "copied-interneurons", "teacher-free-copy")
+"""The switches that break the locality contract on purpose, to build the special circumstance in which
+BioLeaF equals ST-BP. Feedback
+``B`` copied from ``W_{l+1}^T`` (``--feedback symmetric``), interneuron synapses copied from the layer
+above (``--interneurons ideal``: ``P = W_{l+1}``, ``Q = -B``) and a teacher-free shadow copy of the
+network run beside the teacher phase (``--error-reference free``)."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +158,11 @@ class CircuitParams:
             raise UsageError(f"--target-high/--target-low: expected 0 <= low < high <= steps ({steps}) "
                              f"spikes, got low={self.target_low}, high={self.target_high}")
         return self
+
+    def idealisations(self) -> list[str]:
+        """The :data:`IDEALISATIONS` this circuit uses (empty: local learning only)."""
+        used = [self.feedback == "symmetric", self.interneurons == "ideal", self.error_reference == "free"]
+        return [name for name, on in zip(IDEALISATIONS, used) if on]
 
     def layer_multipliers(self, n_hidden: int | None = None) -> list[float]:
         """The ``g_apical_layers`` multipliers (:class:`UsageError` unless numbers in [0, 10], at most one per

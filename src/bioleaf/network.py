@@ -4,9 +4,9 @@ This is the inference network of every rule (the teacher is off at test time and
 compartments are decoupled), the network the bptt twin differentiates through, and the forward
 pass from which stbp reads spike counts :math:`o_l` and trace sums :math:`X_l = \sum_t x_l(t)`:
 
-.. math::  I_l(t) = g_B\, W_l\, x_{l-1}(t) \ (\text{hidden}), \quad I_L(t) = W_L\, x_{L-1}(t), \qquad
-           s_l(t), x_l(t) \text{ from } :func:`bioleaf.neurons.if_step`
+.. math::  I_l(t) = g_B\, W_l\, x_{l-1}(t) \ (\text{hidden}), \quad I_L(t) = W_L\, x_{L-1}(t)
 
+with spikes :math:`s_l(t)` and traces :math:`x_l(t)` from :func:`bioleaf.neurons.if_step`
 (:math:`g_B` is the microcircuit's basal coupling, 1 for the BP twins), the same layer step the
 microcircuit's teacher-free copy runs.
 """

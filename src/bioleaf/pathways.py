@@ -4,9 +4,11 @@ Rows of ``x`` are samples, so every pathway is ``x @ weights.T`` (``[batch, n_pr
 
 .. math::
 
-    v^B_l &= W_l\, x_{l-1}                 &&\text{bottom-up, onto the basal dendrite (:func:`bottom_up`)}\\
-    v^A_l &= B_l\, x_{l+1} + Q_l\, x^I_l    &&\text{top-down plus lateral inhibition, onto the apical dendrite (:func:`apical`)}\\
-    v^I_l &= P_l\, x_l                      &&\text{lateral, onto the interneurons (:func:`lateral_prediction`)}
+    v^B_l &= W_l\, x_{l-1}                 &&\text{bottom-up, onto the basal dendrite}\\
+    v^A_l &= B_l\, x_{l+1} + Q_l\, x^I_l    &&\text{top-down plus lateral inhibition, onto the apical dendrite}\\
+    v^I_l &= P_l\, x_l                      &&\text{lateral, onto the interneurons}
+
+computed by :func:`bottom_up`, :func:`apical` and :func:`lateral_prediction`.
 
 With ideal interneurons (``Q = -B``, ``P = W_{l+1}``, a labelled idealisation) the apical input is one
 product of the difference, :math:`B_l (x_{l+1} - x^I_l)` (:func:`ideal_apical`), and an interneuron's

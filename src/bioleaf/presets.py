@@ -10,10 +10,11 @@ from .errors import UsageError
 
 PRESETS: dict[str, dict[str, object]] = {
     "digits": {"dataset": "digits", "arch": "64-128-10", "epochs": 5, "threads": 1},
-    # docs/results.md: the Fashion-MNIST table (its bioleaf/symmetric row, seeds 0-2, is the README's main job);
-    # every rule gets the same schedule, initial weights and neuron (a 1 ms synaptic trace: section 3 of
-    # docs/results.md); the circuit settings only concern bioleaf (the lowest hidden layer's soma is not
-    # nudged: docs/theory.md section 2); T=30 (20 until session 7), the labelled output's target 27 spikes
+    # docs/results.md, section 1: the Fashion-MNIST table (its bioleaf/symmetric row, seeds 0-2, is the main job
+    # of scripts/main.sh); every rule gets the same schedule, initial weights and neuron (a 1 ms synaptic trace:
+    # docs/results.md, section 4b); the circuit settings only concern bioleaf: copied interneurons and the
+    # teacher-free copy (with the default symmetric feedback: the equivalence configuration), the lowest hidden
+    # layer's soma not nudged (docs/theory.md, section 2); T=30 with the labelled output's target 27 spikes
     "fashion-mnist": {"dataset": "fashion-mnist", "arch": "784-400-400-10", "epochs": 10, "batch_size": 100,
                       "steps": 30, "threads": 1, "lr_schedule": "cosine", "init_scale": 0.3, "neuron.tau_syn": 1.0,
                       "circuit.interneurons": "ideal",

@@ -446,6 +446,7 @@ class Trainer:
                    "steps": cfg.steps, "epochs": cfg.epochs, "seed": cfg.seed, "batch_size": cfg.batch_size,
                    "feedback": cfg.circuit.feedback if cfg.rule == "bioleaf" else None,
                    "interneurons": cfg.circuit.interneurons if cfg.rule == "bioleaf" else None,
+                   "idealisations": cfg.idealisations,
                    "device": str(self.device), "world_size": self.par.world_size,
                    "test_accuracy": st.history[-1]["test_accuracy"], "best_epoch": best["epoch"],
                    "train_seconds": st.train_seconds,

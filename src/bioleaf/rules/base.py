@@ -57,7 +57,7 @@ class Rule:
 
     @property
     def weights(self) -> list[torch.Tensor]:
-        """Bottom-up weights ``W[l]`` (``[n_l, n_{l-1}]``): the inference network."""
+        """The bottom-up weights ``W[l]``, each ``[n_l, n_{l-1}]``, the inference network."""
         raise NotImplementedError
 
     def tensors(self) -> dict[str, torch.Tensor]:
