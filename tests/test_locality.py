@@ -1,29 +1,81 @@
-"""The locality contract, checked where it lives: the signatures of the plasticity rules and the
-data a presentation keeps."""
+"""The locality contract, measured: ``check-locality`` over every circuit configuration, the memory of
+learning against T in fresh processes, and the rules as pure functions."""
 
 import inspect
+import json
+import subprocess
+import sys
+from pathlib import Path
 
+import pytest
 import torch
 
 from bioleaf import plasticity
 from bioleaf.config import TrainConfig
 from bioleaf.microcircuit import CircuitParams, Plasticity, build_circuit, present
 
+from bioleaf.locality import check_locality
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "golden"))
+from golden_cases import CASES, config  # noqa: E402
+
 RULES = [plasticity.basal_error_stdp, plasticity.interneuron_prediction, plasticity.apical_cancellation,
          plasticity.feedback_mirror]
-# presynaptic activity, the postsynaptic cell's own spikes/compartments, a global scalar (steps)
-LOCAL_NAMES = {"pre_sum", "apical_sum", "active", "partner_count", "own_predicted_count",
-               "interneuron_sum", "own_sum", "steps"}
 
 
-def test_every_rule_reads_only_local_quantities():
-    for rule in RULES:
-        params = set(inspect.signature(rule).parameters)
-        assert params <= LOCAL_NAMES, (rule.__name__, params - LOCAL_NAMES)
-        assert not any(name in params for name in ("W", "B", "P", "Q", "weights", "labels", "targets"))
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_configuration_breaks_the_contract_exactly_where_its_idealisations_say(name, digits):
+    cfg = config(name)
+    report = check_locality(cfg, digits, samples=16)
+    assert report.ok, report.reason()
+    hidden = len(cfg.sizes(64, 10)) > 2
+    acting = set(cfg.idealisations) if hidden else set(cfg.idealisations) & {"teacher-free-copy"}
+    assert set(report.used) == acting  # each declared idealisation shows, and nothing else does
+    assert report.changes["W0"]  # the measurement sees real dependencies
+    if not cfg.idealisations:
+        assert report.breaches == {}
+        assert "W1" not in report.changes["W0"]  # no weight transport
+
+
+def test_an_undeclared_idealisation_fails_with_one_line(run_cli, monkeypatch):
+    from bioleaf.config import TrainConfig
+
+    monkeypatch.setattr(TrainConfig, "idealisations", property(lambda self: []))
+    code, out, err = run_cli("check-locality", "--dataset", "digits", "--arch", "64-32-16-10", "--feedback", "symmetric")
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith("bioleaf check-locality: error: the change of B0 depends on ")
+    assert "W1, outside the locality contract (the copied-feedback idealisation, not declared)" in err
+
+
+def test_cli_reports_a_fully_local_circuit(run_cli):
+    code, out, err = run_cli("check-locality", "--dataset", "digits", "--arch", "64-32-16-10", "--feedback", "random",
+                             "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["ok"] and report["idealisations"] == [] and report["breaches"] == {}
+    assert report["changes"]["W0"] == ["B0", "Q0", "W0"] and report["inputs"]["circuit:inter0"] == ["P0"]
+    code, _, err = run_cli("check-locality", "--dataset", "digits", "--rule", "stbp")
+    assert code == 2 and "only --rule bioleaf has a circuit to check" in err
+
+
+def _peak_mb(rule: str, steps: int) -> float:
+    spec = {"rule": rule, "steps": steps, "arch": "64-256-256-10", "batch": 64, "batches": 1, "threads": 1}
+    out = subprocess.run([sys.executable, "-m", "bioleaf.bench", "--memory-probe", json.dumps(spec)],
+                         capture_output=True, text=True, timeout=300, check=True).stdout
+    return json.loads(out.splitlines()[-1])["peak_mb"]
+
+
+def test_memory_of_learning_does_not_grow_with_T():
+    """Fresh processes, peak RSS added by one training batch: BioLeaF at T=20 and T=400 against BPTT,
+    whose stored history the same probe sees grow."""
+    bioleaf = _peak_mb("bioleaf", 400) - _peak_mb("bioleaf", 20)
+    bptt = _peak_mb("bptt", 400) - _peak_mb("bptt", 20)
+    assert bptt > 50  # 380 more steps of [64, 256] traces, potentials and currents per layer
+    assert bioleaf < 5
 
 
 def test_rules_are_pure_functions_of_their_arguments():
+    """Every rule returns the same result twice and leaves its arguments untouched."""
     g = torch.Generator().manual_seed(0)
     pre, post = torch.rand(4, 3, generator=g), torch.rand(4, 5, generator=g)
     sample = {"pre_sum": pre, "interneuron_sum": pre, "apical_sum": post, "active": (post > 0.5).float(),
@@ -58,19 +110,3 @@ def test_no_weight_transport_in_the_bottom_up_update():
     assert before.abs().sum() > 0
     circuit.W[1].copy_(torch.randn(4, 16, generator=torch.Generator().manual_seed(4)))
     assert torch.equal(before, update())
-
-
-def test_presentation_leaves_no_autograd_graph_and_constant_memory_state():
-    cfg = TrainConfig(arch="20-16-16-4")
-    params = CircuitParams()
-    circuit = build_circuit([20, 16, 16, 4], params, torch.Generator().manual_seed(0), 0.5)
-    images = torch.rand(5, 20, generator=torch.Generator().manual_seed(1))
-    sizes = {}
-    for steps in (5, 50):
-        res = present(circuit, cfg.encoder_obj().stream(images, steps, torch.Generator().manual_seed(2)),
-                      torch.zeros(5, 4), batch=5, steps=steps, neuron=cfg.neuron, params=params,
-                      learn=Plasticity(W=True, P=True, Q=True, B=True))
-        assert all(u.grad_fn is None and not u.requires_grad for u in res.updates.values())
-        assert res.record is None
-        sizes[steps] = {k: tuple(v.shape) for k, v in res.updates.items()}
-    assert sizes[5] == sizes[50]

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from .config import DATASETS, RULE_NAMES, TRAIN_FLAGS, TrainConfig
-from .errors import BioleafError, UsageError
+from .errors import BioleafError, LocalityError, UsageError
 from .presets import PRESETS
 
 EQUIVALENCE_STEPS = 50
@@ -75,6 +75,12 @@ def build_parser() -> Parser:
     _add_config_flags(q)
     q.add_argument("--samples", type=int, default=64, help="batch of samples (default 64)")
     q.add_argument("--json", action="store_true")
+
+    k = sub.add_parser("check-locality", help="measure what each population's input and each synapse's change "
+                                              "depend on (spikes held fixed); exit 1 if the contract is broken")
+    _add_config_flags(k)
+    k.add_argument("--samples", type=int, default=32, help="batch of training samples (default 32)")
+    k.add_argument("--json", action="store_true")
 
     x = sub.add_parser("export", help="write a trained network in an interchange format")
     x.add_argument("dir", help="a directory written by bioleaf train")
@@ -209,6 +215,34 @@ def cmd_check_equivalence(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_locality(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .locality import check_locality
+
+    cfg = config_from_args(args)
+    if not 1 <= args.samples <= 10_000:
+        raise UsageError(f"--samples: expected an integer in 1..10000, got {args.samples}")
+    pin_threads(cfg)
+    data = load_dataset(cfg.dataset, cfg.data_dir, limit=cfg.limit, val_fraction=0.0)
+    report = check_locality(cfg, data, args.samples)
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        silent = f"; silent, held at random spikes: {', '.join(report.silent)}" if report.silent else ""
+        print(f"check-locality: {cfg.arch or 'default architecture'}, idealisations declared: "
+              f"{', '.join(report.idealisations) or 'none'}{silent}")
+        for title, table in (("input of", report.inputs), ("change of", report.changes)):
+            for item, deps in table.items():
+                mark = f"   outside the contract: {', '.join(report.breaches[key])}" if (
+                    key := item if title == "input of" else f"change:{item}") in report.breaches else ""
+                print(f"  {title} {item:<16} depends on {', '.join(deps) or '-'}{mark}")
+    if not report.ok:
+        raise LocalityError(report.reason())
+    if not args.json:
+        print(f"check-locality: {report.reason()}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_run
 
@@ -265,6 +299,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "check-equivalence": cmd_check_equivalence,
+            "check-locality": cmd_check_locality,
             "export": cmd_export, "compare": cmd_compare, "plot": cmd_plot, "bench": cmd_bench}
 
 

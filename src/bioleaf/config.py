@@ -20,7 +20,7 @@ SURROGATES = ("fast-sigmoid", "arctan")
 GRAD_SUMS = ("float64", "float32")
 LR_SCHEDULES = ("constant", "cosine")
 DEFAULT_LR = {"bioleaf": 1e-3, "stbp": 1e-3, "bptt": 1e-3}
-MAX_SEED = 2**63 - 1  # the trainer derives seed+1 .. seed+4, which must fit a generator's 64-bit seed
+MAX_SEED = 2**63 - 6  # the trainer derives seed+1 .. seed+5, which must fit a generator's 64-bit seed
 MAX_SYNAPSES = 100_000_000  # bottom-up synapses of one network (x4 with B, P, Q and optimiser state)
 MAX_INIT_SCALE = 100.0
 

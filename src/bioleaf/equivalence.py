@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import NamedTuple
 
 import torch
 
@@ -83,11 +84,19 @@ def count_model_updates(weights: list[torch.Tensor], x0: torch.Tensor, targets: 
     return updates[::-1], grads
 
 
+class ApicalResiduals(NamedTuple):
+    """Mean ``|A| / T`` per hidden layer: with no teacher (the self-predicting state drives it to 0) and
+    in the teacher phase (the error signal the cells carry)."""
+
+    free: list[float]
+    teacher: list[float]
+
+
 def spiking_updates(circuit: Microcircuit, images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig,
-                    generator: torch.Generator) -> tuple[list[torch.Tensor], list[torch.Tensor], list[float]]:
+                    generator: torch.Generator) -> tuple[list[torch.Tensor], list[torch.Tensor], ApicalResiduals]:
     """BioLeaF's ``W`` updates as training computes them, ST-BP's gradients (teacher-free run of the
-    bottom-up network) and the apical residual of the teacher-free circuit, all on the same input
-    spikes; nothing is applied to the circuit."""
+    bottom-up network) and the apical residuals of the circuit without and with the teacher, all on the
+    same input spikes; nothing is applied to the circuit."""
     y = target_counts(labels, circuit.W[-1].shape[0], cfg.circuit.target_high, cfg.circuit.target_low)
     encoder, n, start = cfg.encoder_obj(), images.shape[0], generator.get_state()
 
@@ -102,7 +111,8 @@ def spiking_updates(circuit: Microcircuit, images: torch.Tensor, labels: torch.T
     contrastive = cfg.circuit.contrastive and cfg.circuit.interneurons == "learned"
     res = present(circuit, stream(), y, learn=Plasticity(W=True),
                   apical_baseline=free.apical_sums if contrastive else None, **run)
-    return [res.updates[f"W{l}"] for l in range(len(circuit.W))], grads, free.apical_residual
+    residuals = ApicalResiduals(free.apical_residual, res.apical_residual)
+    return [res.updates[f"W{l}"] for l in range(len(circuit.W))], grads, residuals
 
 
 def check_equivalence(cfg: TrainConfig, images: torch.Tensor, labels: torch.Tensor) -> dict[str, list[dict]]:

@@ -27,3 +27,10 @@ class DivergenceError(BioleafError):
     """Training produced NaN/Inf (exit code 1); the last good checkpoint is kept."""
 
     exit_code = 1
+
+
+class LocalityError(BioleafError):
+    """``bioleaf check-locality`` measured a dependency outside the locality contract that no declared
+    idealisation explains (exit code 1)."""
+
+    exit_code = 1

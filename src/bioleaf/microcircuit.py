@@ -249,7 +249,8 @@ class Plasticity:
 
 
 def teacher_phase(circuit: Microcircuit, params: CircuitParams, neuron: NeuronParams, teacher: Teacher | None, *,
-                  free_reference: bool, couplings: list[float] | None = None, lowest: int = 0) -> Phase:
+                  free_reference: bool, couplings: list[float] | None = None, lowest: int = 0,
+                  name: str | None = None) -> Phase:
     """The circuit with every apical compartment coupled (``couplings``: per hidden layer, default the
     configured ``g_A``) and a teacher on the output cells, or none (the free phase). With the free error
     reference the top interneurons and the output cells' prediction are the teacher-free copy's."""
@@ -260,7 +261,7 @@ def teacher_phase(circuit: Microcircuit, params: CircuitParams, neuron: NeuronPa
     return Phase(circuit.W, neuron, params.g_basal, couplings=couplings or params.apical_couplings(L - 1),
                  interneurons=inter, apical=apical_pathway(circuit.B, circuit.Q, ideal),
                  prediction=prediction_pathway(circuit.P, ideal), teacher=teacher, lowest=lowest,
-                 replay_reference=free_reference)
+                 replay_reference=free_reference, name=name or ("free" if teacher is None else "teacher"))
 
 
 def reversed_teacher_phase(circuit: Microcircuit, params: CircuitParams, neuron: NeuronParams, teacher: Teacher,
@@ -268,7 +269,7 @@ def reversed_teacher_phase(circuit: Microcircuit, params: CircuitParams, neuron:
     """Two-sided nudging's second teacher phase: from layer ``first`` up, the top hidden layer's coupling reversed."""
     g_apical = params.apical_couplings(len(circuit.W) - 1)
     return teacher_phase(circuit, params, neuron, teacher, free_reference=True, lowest=first,
-                         couplings=g_apical[:-1] + [-g_apical[-1]])
+                         couplings=g_apical[:-1] + [-g_apical[-1]], name="reversed")
 
 
 @dataclass

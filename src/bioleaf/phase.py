@@ -86,6 +86,7 @@ class Phase:
     lowest: int = 0  # the layers below are not simulated (their input comes from another copy)
     replay_reference: bool = False  # the teacher current reads the replayed copy's predicted rate
     spike_fn: SpikeFn = heaviside
+    name: str = "circuit"  # which copy this is: teacher, free, shadow, reversed, inference
     _layers: list[Callable] = field(init=False, repr=False)
     _teacher_current: Callable = field(init=False, repr=False)
 
@@ -168,4 +169,5 @@ def feedforward(W: list[torch.Tensor], neuron: NeuronParams, g_basal: float = 1.
     if top_interneurons is not None and n_hidden:
         inter[-1] = LIVE
     return Phase(W, neuron, g_basal, couplings=[None] * n_hidden, interneurons=inter,
-                 prediction=top_interneurons, spike_fn=spike_fn)
+                 prediction=top_interneurons, spike_fn=spike_fn,
+                 name="inference" if top_interneurons is None else "shadow")

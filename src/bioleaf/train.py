@@ -339,11 +339,30 @@ class Trainer:
             self.load_checkpoint()
         elif self.writes:
             ckpt.atomic_write_json(self.out / "config.json", self.cfg.to_json())
+        self.self_predicting_phase()
         stop = StopRequest()
         with stop.installed() if self.signals else nullcontext():
             while self.state.epoch < self.cfg.epochs:
                 self._epoch(stop)
         return self._finish()
+
+    def self_predicting_phase(self) -> None:
+        """The initial self-predicting phase of a rule with learned lateral synapses: one teacher-free
+        presentation of each of ``self_predict_batches`` different random training batches (drawn, with
+        their spikes, from a generator of their own, seed + 5: the epochs' data order and spikes are those
+        of a run without the phase). Ranks draw the same batches and simulate their shards."""
+        left = self.rule.self_predicting_batches()
+        if not left:
+            return
+        data, size = self.data, min(self.cfg.batch_size, len(self.data.train_x))
+        order_gen = torch.Generator().manual_seed(self.cfg.seed + 5)
+        spike_gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 5)
+        order = torch.randperm(len(data.train_x), generator=order_gen)
+        starts = [(i * size) % (len(order) - size + 1) for i in range(left)]
+        for start in starts:
+            idx = order[start:start + size]
+            self.rule.shard = self.par.shard(len(idx)) if self.par.world_size > 1 else None
+            self.rule.self_predict(data.train_x[idx].to(self.device), spike_gen)
 
     def _epoch(self, stop: StopRequest) -> None:
         cfg, st, data = self.cfg, self.state, self.data

@@ -77,6 +77,14 @@ class Rule:
         """Extra per-epoch figures for ``metrics.jsonl`` from a fixed probe batch (none by default)."""
         return {}
 
+    def self_predicting_batches(self) -> int:
+        """Batches of the initial self-predicting phase still to present (none for rules without one)."""
+        return 0
+
+    def self_predict(self, images: torch.Tensor, generator: torch.Generator) -> list[float]:
+        """One teacher-free presentation that trains only the lateral synapses (rules with a free phase)."""
+        raise NotImplementedError
+
     def after_load(self) -> None:
         """Re-establish derived state after tensors were loaded from a checkpoint."""
 

@@ -10,8 +10,9 @@ Schedule of one batch (SPEC: a free phase followed by a teacher phase on the sam
    and the bottom-up ``W`` learn by error-gated STDP on their apical error.
 
 With ideal interneurons and symmetric feedback (the special circumstance) nothing lateral is
-plastic and only the teacher phase runs. Before the first teacher phase, ``self_predict_batches``
-batches run the free phase alone: the initial self-predicting phase.
+plastic and only the teacher phase runs. Before the first teacher phase, the trainer presents
+``self_predict_batches`` different random training batches in the free phase alone: the initial
+self-predicting phase (:meth:`bioleaf.train.Trainer.self_predicting_phase`).
 """
 
 from __future__ import annotations
@@ -59,16 +60,22 @@ class BioleafRule(Rule):
     def tensors(self):
         return {**self.circuit.tensors(), "self_predict_left": self.self_predict_left}
 
+    def self_predicting_batches(self):
+        return int(self.self_predict_left)
+
     def after_load(self):
         self.circuit.sync_ideal(self.cfg.circuit)
 
     def diagnostics(self, images, labels):
-        """Angle (degrees) between this circuit's ``W`` updates and the ST-BP gradient per layer, and
-        the teacher-free apical residual, on a fixed probe batch with fixed spikes."""
+        """On a fixed probe batch with fixed spikes: the angle (degrees) between this circuit's ``W`` updates
+        and the ST-BP gradient per layer, the teacher-free apical residual (mean ``|A| / T`` per hidden
+        layer) and that residual relative to the same cells' apical signal in the teacher phase (0: the
+        interneurons cancel every top-down input the teacher did not cause)."""
         gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 4)
         updates, grads, residual = spiking_updates(self.circuit, images, labels, self.cfg, gen)
         angles = [math.degrees(math.acos(max(-1.0, min(1.0, row["cosine"])))) for row in agreement(updates, grads)]
-        return {"stbp_angle_deg": angles, "apical_residual": residual}
+        ratio = [free / taught if taught > 0 else math.nan for free, taught in zip(residual.free, residual.teacher)]
+        return {"stbp_angle_deg": angles, "apical_residual": residual.free, "apical_residual_ratio": ratio}
 
     def _present(self, images, labels, targets, generator, learn: Plasticity, baseline=None, apply=True):
         """One presentation of this process's shard; applies (all-reduced) updates if any and ``apply``."""
@@ -85,7 +92,10 @@ class BioleafRule(Rule):
         self.circuit.sync_ideal(self.cfg.circuit)
 
     def self_predict(self, images, generator) -> list[float]:
-        """One free-phase presentation (no teacher, lateral synapses plastic); the apical residual."""
+        """One free-phase presentation (no teacher, lateral synapses plastic), counted against the initial
+        self-predicting phase's batches; the apical residual."""
+        if int(self.self_predict_left) > 0:
+            self.self_predict_left -= 1
         labels = torch.zeros(images.shape[0], dtype=torch.long, device=images.device)
         return self._present(images, labels, None, generator, self.lateral).apical_residual
 
@@ -93,9 +103,6 @@ class BioleafRule(Rule):
         c = self.cfg
         local_labels = labels if self.shard is None else labels[self.shard]
         y = target_counts(local_labels, self.sizes[-1], c.circuit.target_high, c.circuit.target_low)
-        while int(self.self_predict_left) > 0:
-            self.self_predict(images, generator)
-            self.self_predict_left -= 1
         free = None
         if self.has_free_phase:
             replay = generator.get_state()

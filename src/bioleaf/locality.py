@@ -1,0 +1,214 @@
+r"""The locality contract, measured: what each population's input and each synapse's change depend on.
+
+:func:`check_locality` runs one training step of the configured circuit (every phase, the update, the
+copies the idealisations impose) and records every population's somatic current and spikes. It then
+replays the step once per weight matrix, that matrix perturbed and **every spike train held fixed** (each
+soma is handed its recorded spikes; a population that never fired gets random spikes instead, so that what
+flows through it is measured too), and notes which currents and which synapse changes moved. With the
+spikes fixed, a dependency can only run through the synapses themselves, so the contract reads:
+
+- a population's input depends only on the synapses onto it: pyramidal cells of hidden layer ``l`` on
+  ``W_l`` (basal), ``B_l`` and ``Q_l`` (apical); the output cells on ``W_{L-1}``; interneurons of layer
+  ``l`` on ``P_l``. The teacher-free copy's populations (``shadow``) have no synapses of their own;
+- a synapse's change depends only on the synapses on its own postsynaptic cell: ``W_l``, ``B_l`` and
+  ``Q_l`` on those of pyramidal layer ``l``, ``P_l`` on ``P_l``.
+
+Every dependency outside these sets is attributed to the idealisation that causes it (interneurons driven
+by ``W_{l+1}`` and ``P``, ``Q`` changes that copy ``W`` or ``B``: copied-interneurons; ``B`` changes
+that copy ``W^T``: copied-feedback; any dependency of the shadow's populations: teacher-free-copy). A
+configuration passes when every dependency outside the contract is explained by an idealisation it
+declares; a fully local circuit declares none, so it passes only with none.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+import sys
+from dataclasses import dataclass, field
+from unittest import mock
+
+import torch
+
+from . import cells
+from .config import TrainConfig
+from .data import Dataset
+from .errors import UsageError
+from .neurons import heaviside, if_step
+from .phase import Phase
+from .train import Trainer
+
+_KIND = {"pyramidal_step": "pyr", "decoupled_pyramidal_step": "pyr", "output_step": "pyr",
+         "interneuron_step": "inter"}
+_SEQUENTIAL_PHASES = ("free", "teacher", "reversed")  # phases of the one circuit, run one after another
+
+
+def _population(frame) -> str:
+    """``copy:kind{layer}`` of the soma whose step called :func:`if_step` (read off the call stack:
+    the cell function, then the :class:`~bioleaf.phase.Phase` layer step that called it)."""
+    kind = _KIND[frame.f_code.co_name]
+    while frame is not None:
+        phase = frame.f_locals.get("self")
+        if isinstance(phase, Phase):
+            layer = frame.f_locals.get("l", len(phase.W) - 1)
+            copy_name = "circuit" if phase.name in _SEQUENTIAL_PHASES else phase.name
+            return f"{copy_name}:{kind}{layer}"
+        frame = frame.f_back
+    raise RuntimeError("check-locality: a soma stepped outside a phase")
+
+
+class _Tap:
+    """Stands in for :func:`bioleaf.neurons.if_step` inside :mod:`bioleaf.cells`: records every soma's
+    current and spikes, and, given ``fixed`` spikes of an earlier run, hands each soma its recorded spikes."""
+
+    def __init__(self, fixed: list[torch.Tensor] | None = None):
+        self.fixed, self.labels, self.currents, self.spikes = fixed, [], [], []
+
+    def __call__(self, current, state, p, spike_fn=heaviside):
+        self.labels.append(_population(sys._getframe(1)))
+        if self.fixed is not None:
+            held = self.fixed[len(self.currents)]
+            spike_fn = lambda u: held  # noqa: E731
+        s, state = if_step(current, state, p, spike_fn)
+        self.currents.append(current.clone())
+        self.spikes.append(s)
+        return s, state
+
+
+def _step(rule, images, labels, seed: int, fixed=None) -> tuple[_Tap, dict[str, torch.Tensor]]:
+    """One training step of a copy of ``rule``; the tap and every synapse's change."""
+    rule = copy.deepcopy(rule)
+    before = {k: t.detach().clone() for k, t in rule.synapses().items()}
+    tap = _Tap(fixed)
+    with mock.patch.object(cells, "if_step", tap):
+        rule.train_batch(images, labels, torch.Generator().manual_seed(seed))
+    return tap, {k: t.detach() - before[k] for k, t in rule.synapses().items()}
+
+
+def allowed_inputs(population: str, n_layers: int) -> set[str]:
+    """The synapses onto ``population`` (``circuit:pyr1``, ``shadow:inter0``, ...)."""
+    copy_name, name = population.split(":")
+    if copy_name != "circuit":
+        return set()
+    kind, l = re.fullmatch(r"(pyr|inter)(\d+)", name).groups()
+    l = int(l)
+    if kind == "inter":
+        return {f"P{l}"}
+    return {f"W{l}"} if l == n_layers - 1 else {f"W{l}", f"B{l}", f"Q{l}"}
+
+
+def allowed_changes(synapse: str, n_layers: int) -> set[str]:
+    """The synapses on the postsynaptic cell of ``synapse`` (``W1``, ``B0``, ``P0``, ...)."""
+    kind, l = synapse[0], int(synapse[1:])
+    if kind == "P":
+        return {synapse}
+    return {f"W{l}"} if l == n_layers - 1 else {f"W{l}", f"B{l}", f"Q{l}"}
+
+
+def explain(item: str) -> str | None:
+    """The idealisation behind a dependency outside the contract (``item``: a population or
+    ``change:NAME``), or ``None``."""
+    if item.startswith("shadow:"):
+        return "teacher-free-copy"
+    if item.startswith("circuit:inter") or item[:8] in ("change:P", "change:Q"):
+        return "copied-interneurons"
+    if item.startswith("change:B"):
+        return "copied-feedback"
+    return None
+
+
+@dataclass
+class LocalityReport:
+    """Measured dependencies and the verdict."""
+
+    idealisations: list[str]
+    inputs: dict[str, list[str]]  # population -> weight matrices its input depends on
+    changes: dict[str, list[str]]  # synapse -> weight matrices its change depends on
+    silent: list[str]  # populations that never fired in the recorded step (replayed with random spikes)
+    breaches: dict[str, list[str]] = field(default_factory=dict)  # item -> matrices outside the contract
+    explained_by: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def unexplained(self) -> list[str]:
+        return [item for item, why in self.explained_by.items() if why not in self.idealisations]
+
+    @property
+    def used(self) -> list[str]:
+        """The declared idealisations some measured dependency shows."""
+        return [i for i in self.idealisations if i in self.explained_by.values()]
+
+    @property
+    def ok(self) -> bool:
+        return not self.unexplained
+
+    def reason(self) -> str:
+        if self.ok:
+            return ("local learning only: no dependency outside the locality contract" if not self.breaches else
+                    f"every dependency outside the locality contract is explained by {', '.join(self.used)}")
+        item = self.unexplained[0]
+        why = self.explained_by[item]
+        cause = f" (the {why} idealisation, not declared)" if why else ""
+        return (f"{item.replace('change:', 'the change of ')} depends on {', '.join(self.breaches[item])}, "
+                f"outside the locality contract{cause}")
+
+    def to_json(self) -> dict:
+        return {"ok": self.ok, "idealisations": self.idealisations, "used": self.used, "silent": self.silent,
+                "inputs": self.inputs,
+                "changes": self.changes, "breaches": self.breaches, "explained_by": self.explained_by,
+                "reason": self.reason()}
+
+
+def check_locality(cfg: TrainConfig, data: Dataset, samples: int = 32) -> LocalityReport:
+    """Measure the dependencies of one training step of ``cfg``'s circuit on ``samples`` training images of
+    ``data`` (module docstring), after the initial self-predicting phase training runs (a circuit whose
+    interneurons never fire would hide what flows through them)."""
+    if cfg.rule != "bioleaf":
+        raise UsageError(f"--rule {cfg.rule}: learns by backprop; only --rule bioleaf has a circuit to check")
+    cfg = dataclasses.replace(cfg, device="cpu")
+    trainer = Trainer(cfg, data)
+    trainer.self_predicting_phase()
+    rule, images, labels = trainer.rule, data.train_x[:samples], data.train_y[:samples]
+    seed, L = cfg.seed + 2, len(rule.sizes) - 1
+    record, _ = _step(rule, images, labels, seed)
+    fixed, silent = _held_spikes(record, torch.Generator().manual_seed(cfg.seed + 6))
+    reference, base = _step(rule, images, labels, seed, fixed=fixed)
+    inputs: dict[str, set[str]] = {label: set() for label in record.labels}
+    changes: dict[str, set[str]] = {name: set() for name in base}
+    generator = torch.Generator().manual_seed(cfg.seed + 7)
+    for name in base:
+        perturbed = copy.deepcopy(rule)
+        with torch.no_grad():
+            t = perturbed.synapses()[name]
+            t += (0.05 * (float(t.abs().mean()) + 0.01)) * torch.randn(t.shape, generator=generator)
+        tap, moved = _step(perturbed, images, labels, seed, fixed=fixed)
+        for label, a, b in zip(tap.labels, tap.currents, reference.currents):
+            if not torch.equal(a, b):
+                inputs[label].add(name)
+        for synapse, change in moved.items():
+            if not torch.equal(change, base[synapse]):
+                changes[synapse].add(name)
+    report = LocalityReport(cfg.idealisations, {k: sorted(v) for k, v in inputs.items()},
+                            {k: sorted(v) for k, v in changes.items()}, silent)
+    for population, deps in inputs.items():
+        _judge(report, population, deps - allowed_inputs(population, L))
+    for synapse, deps in changes.items():
+        _judge(report, f"change:{synapse}", deps - allowed_changes(synapse, L))
+    return report
+
+
+def _held_spikes(record: _Tap, generator: torch.Generator) -> tuple[list[torch.Tensor], list[str]]:
+    """The spike trains the replays hold fixed: each population's recorded ones, or, for a population that
+    never fired (whose downstream synapses would otherwise see no activity), random spikes at rate 0.2."""
+    fired: dict[str, bool] = {}
+    for label, spikes in zip(record.labels, record.spikes):
+        fired[label] = fired.get(label, False) or bool(spikes.any())
+    fixed = [s if fired[label] else (torch.rand(s.shape, generator=generator) < 0.2).to(s.dtype)
+             for label, s in zip(record.labels, record.spikes)]
+    return fixed, [label for label, on in fired.items() if not on]
+
+
+def _judge(report: LocalityReport, item: str, extra: set[str]) -> None:
+    if extra:
+        report.breaches[item] = sorted(extra)
+        report.explained_by[item] = explain(item)
