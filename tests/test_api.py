@@ -96,3 +96,15 @@ def test_examples_run(example, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "%" in proc.stdout
+
+
+def test_the_readme_quickstart_runs(tmp_path, monkeypatch):
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["run"].test_accuracy > 0.5 and scope["classes"].shape == (8,)
+    assert list(tmp_path.iterdir()) == []  # nothing written
