@@ -134,7 +134,7 @@ class TrainConfig:
     neuron: NeuronParams = field(default_factory=NeuronParams)
     circuit: CircuitParams = field(default_factory=CircuitParams)
     # bioleaf: interneuron / feedback plasticity and the self-predicting phase
-    lr_interneuron: float = 1e-2
+    lr_interneuron: float = 1e-3
     lr_feedback: float = 1e-3
     feedback_decay: float = 1e-3
     self_predict_batches: int = 50
