@@ -32,9 +32,9 @@ from .losses import target_counts
 from .microcircuit import Plasticity, present
 from .network import simulate as simulate_network
 from .presentation import Recorder
-from .presets import PRESETS, preset_values
+from .presets import preset_values
 from .rules import Rule
-from .train import EVAL_BATCH, Trainer, prepare_out, resolve_device
+from .train import Trainer, infer_all, prepare_out, resolve_device
 
 
 def _setting_names() -> dict[str, str]:
@@ -77,10 +77,7 @@ def preset(name: str | None = None, **settings: object) -> TrainConfig:
     if unknown:
         raise UsageError(f"preset: unknown setting {unknown[0]!r} (expected config field names such as "
                          "epochs, lr, arch, feedback, interneurons, tau_syn)")
-    if name is not None and name not in PRESETS:
-        preset_values(name)  # the one-line error naming the presets
-    return configure(name, {SETTINGS[k]: v for k, v in settings.items()},
-                     notice=lambda text: print(text, file=sys.stderr))
+    return configure(name, {SETTINGS[k]: v for k, v in settings.items()})
 
 
 def _images(images, model: "Model") -> torch.Tensor:
@@ -131,9 +128,7 @@ class Model:
     def predict(self, images, seed: int | None = None) -> torch.Tensor:
         """The class of every image (teacher off), input spikes drawn from ``seed`` (default: the one
         evaluation uses, so the test accuracy of the run is reproduced)."""
-        x, gen = _images(images, self), self._generator(seed)
-        return torch.cat([self.rule.infer(x[i:i + EVAL_BATCH], gen) for i in range(0, len(x), EVAL_BATCH)]
-                         or [torch.zeros(0, dtype=torch.long)])
+        return infer_all(self.rule, _images(images, self), self._generator(seed))
 
     @torch.no_grad()
     def simulate(self, images, *, record: bool = False, labels=None, seed: int | None = None) -> Simulation:

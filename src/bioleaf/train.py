@@ -129,16 +129,19 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 @torch.no_grad()
+def infer_all(rule: Rule, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The predicted class (teacher off) of every row of ``x``, ``EVAL_BATCH`` rows at a time, the input
+    spikes drawn from ``generator`` in row order."""
+    chunks = [rule.infer(x[i:i + EVAL_BATCH].to(rule.device), generator) for i in range(0, len(x), EVAL_BATCH)]
+    return torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.long, device=rule.device)
+
+
 def accuracy(rule: Rule, x: torch.Tensor, y: torch.Tensor, seed: int, device: torch.device) -> float:
     """Test-mode accuracy (teacher off) with a fresh, seeded spike generator."""
     if len(x) == 0:
         return float("nan")
     gen = torch.Generator(device=device).manual_seed(seed + 3)
-    correct = 0
-    for i in range(0, len(x), EVAL_BATCH):
-        xb, yb = x[i:i + EVAL_BATCH].to(device), y[i:i + EVAL_BATCH].to(device)
-        correct += int((rule.infer(xb, gen) == yb).sum())
-    return correct / len(x)
+    return int((infer_all(rule, x, gen) == y.to(device)).sum()) / len(x)
 
 
 def output_spikes(rule: Rule, x: torch.Tensor, seed: int) -> float:
