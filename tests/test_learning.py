@@ -5,7 +5,7 @@ import json
 import pytest
 
 RUNS = {"stbp": [], "bptt": [], "bioleaf-symmetric": ["--feedback", "symmetric"],
-        "bioleaf-random": ["--feedback", "random"]}
+        "bioleaf-random": ["--feedback", "random"], "bioleaf-learned": ["--feedback", "learned"]}
 
 
 @pytest.mark.parametrize("name", list(RUNS))
@@ -34,3 +34,23 @@ def test_a_silent_network_is_reported(rule, run_cli, tmp_path):
     assert "no output cell fired" in warnings[0] and "--init-scale" in warnings[0]
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["probe_output_spikes"] for r in rows] == [0.0, 0.0]
+
+
+def test_a_saturated_output_is_reported(run_cli, tmp_path):
+    """Weights so large that every output cell fires at every step: the run names the flags to lower."""
+    code, _, err = run_cli("train", "--rule", "stbp", "--dataset", "digits", "--arch", "64-32-10", "--epochs", "1",
+                           "--limit", "200", "--init-scale", "60", "--no-progress", "--out", str(tmp_path))
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning: epoch 1:")]
+    assert any("saturated" in w and "--init-scale" in w for w in warnings), err
+
+
+def test_accuracy_at_chance_is_reported(run_cli, tmp_path):
+    """A learning rate far too high leaves the network at chance: the run says so and names --lr."""
+    code, _, err = run_cli("train", "--rule", "stbp", "--dataset", "digits", "--arch", "64-32-10", "--epochs", "1",
+                           "--limit", "300", "--lr", "0.3", "--no-progress", "--out", str(tmp_path))
+    assert code == 0, err
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    chance = [line for line in err.splitlines() if "at chance" in line]
+    assert (rows[0]["test_accuracy"] <= 0.15) == bool(chance), (rows[0], err)
+    assert rows[0]["test_accuracy"] <= 0.15 and "--lr" in chance[0]

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "golden"))
 from golden_cases import CASES, config  # noqa: E402
 
 RULES = [plasticity.basal_error_stdp, plasticity.interneuron_prediction, plasticity.apical_cancellation,
-         plasticity.feedback_mirror]
+         plasticity.count_change_error, plasticity.feedback_kolen_pollack]
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -79,11 +79,12 @@ def test_rules_are_pure_functions_of_their_arguments():
     g = torch.Generator().manual_seed(0)
     pre, post = torch.rand(4, 3, generator=g), torch.rand(4, 5, generator=g)
     sample = {"pre_sum": pre, "interneuron_sum": pre, "apical_sum": post, "active": (post > 0.5).float(),
-              "partner_count": post, "own_predicted_count": post.flip(0), "own_sum": post, "steps": 10}
+              "partner_count": post, "own_predicted_count": post.flip(0), "own_sum": post, "steps": 10,
+              "count": post.round(), "free_count": post.flip(0).round(), "threshold": 1.5, "coupling": 0.5}
     for rule in RULES:
         names = list(inspect.signature(rule).parameters)
-        if rule is plasticity.feedback_mirror:  # pre: the layer above (5 cells), post: own layer
-            sample = {**sample, "pre_sum": post, "own_sum": pre}
+        if rule is plasticity.feedback_kolen_pollack:  # pre: the layer above (5 cells), post: own layer
+            sample = {**sample, "partner_error": post, "own_sum": pre}
         args = [sample[n].clone() if torch.is_tensor(sample[n]) else sample[n] for n in names]
         first, second = rule(*args), rule(*args)
         assert torch.equal(first, second)

@@ -53,10 +53,11 @@ def interneuron_step(dendrite: torch.Tensor, state: IFState, neuron: NeuronParam
 
 
 class Teacher(NamedTuple):
-    """The teacher of the output cells: target rates :math:`y \\vartheta / T` and strength :math:`\\beta`."""
+    """The teacher of the output cells: target rates :math:`y \\vartheta / T` and strength :math:`\\beta`
+    (a number, or one per batch row ``[batch, 1]``: 0 in rows that run without a teacher)."""
 
     rate: torch.Tensor
-    strength: float
+    strength: float | torch.Tensor
 
     def drive(self, basal: torch.Tensor) -> torch.Tensor:
         r""":math:`(1-\beta) v^B + \beta y\vartheta/T`."""

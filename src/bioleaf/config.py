@@ -63,8 +63,8 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
     "--target-high": ("circuit.target_high", float, "target spike count of the labelled output"),
     "--target-low": ("circuit.target_low", float, "target spike count of the other outputs"),
     "--lr-interneuron": ("lr_interneuron", float, "bioleaf learning rate of P and Q"),
-    "--lr-feedback": ("lr_feedback", float, "bioleaf learning rate of learned B"),
-    "--feedback-decay": ("feedback_decay", float, "bioleaf weight decay of learned B"),
+    "--feedback-decay": ("feedback_decay", float, "bioleaf learned feedback: decay rate of B and of its mirror "
+                         "W of the layer above (each step both shrink by 1 - lr * rate)"),
     "--self-predict-batches": ("self_predict_batches", int, "bioleaf teacher-free batches before learning"),
     "--surrogate": ("surrogate", str, f"bptt surrogate gradient: {', '.join(SURROGATES)}"),
     "--surrogate-slope": ("surrogate_slope", float, "bptt surrogate slope"),
@@ -135,8 +135,7 @@ class TrainConfig:
     circuit: CircuitParams = field(default_factory=CircuitParams)
     # bioleaf: interneuron / feedback plasticity and the self-predicting phase
     lr_interneuron: float = 1e-3
-    lr_feedback: float = 1e-3
-    feedback_decay: float = 1e-3
+    feedback_decay: float = 1.0
     self_predict_batches: int = 50
     # bptt
     surrogate: str = "fast-sigmoid"
@@ -207,7 +206,7 @@ class TrainConfig:
         if self.lr_layers:
             self.lr_multipliers(n_layers)
         if n_layers is not None:
-            self.circuit.apical_couplings(n_layers - 1)
+            self.circuit.validate_depth(n_layers - 1)
         return self
 
     def _validate_numbers(self) -> None:
@@ -226,8 +225,7 @@ class TrainConfig:
             ("init_scale", 0, MAX_INIT_SCALE, False, True), ("ce_temperature", 0, math.inf, False, False),
             ("surrogate_slope", 0, math.inf, False, False), ("val_fraction", 0, 0.5, True, True),
             ("max_rate", 0, 1, False, True), ("momentum", 0, 1, True, False), ("weight_decay", 0, 1, True, False),
-            ("lr_interneuron", 0, 1, True, False), ("lr_feedback", 0, 1, True, False),
-            ("feedback_decay", 0, 1, True, False)]
+            ("lr_interneuron", 0, 1, True, False), ("feedback_decay", 0, 1000, True, True)]
         for name, lo, hi, lo_in, hi_in in ranges:
             value = getattr(self, name)
             ok = _is_number(value) and (lo <= value if lo_in else lo < value) and (value <= hi if hi_in else value < hi)

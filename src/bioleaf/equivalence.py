@@ -27,7 +27,7 @@ import torch
 
 from .config import TrainConfig
 from .losses import target_counts
-from .microcircuit import Microcircuit, Plasticity, build_circuit, present
+from .microcircuit import Microcircuit, Plasticity, build_circuit, present_phases
 from .network import Forward, simulate
 from .backprop import stbp_gradients
 
@@ -107,10 +107,7 @@ def spiking_updates(circuit: Microcircuit, images: torch.Tensor, labels: torch.T
     fwd = simulate(circuit.W, stream(), batch=n, steps=cfg.steps, neuron=cfg.neuron)
     grads = stbp_gradients(circuit.W, fwd, y, cfg.neuron.threshold)
     run = dict(batch=n, steps=cfg.steps, neuron=cfg.neuron, params=cfg.circuit)
-    free = present(circuit, stream(), None, **run)
-    contrastive = cfg.circuit.contrastive and cfg.circuit.interneurons == "learned"
-    res = present(circuit, stream(), y, learn=Plasticity(W=True),
-                  apical_baseline=free.apical_sums if contrastive else None, **run)
+    free, res = present_phases(circuit, stream(), y, lateral=Plasticity(W=False), learn=Plasticity(W=True), **run)
     residuals = ApicalResiduals(free.apical_residual, res.apical_residual)
     return [res.updates[f"W{l}"] for l in range(len(circuit.W))], grads, residuals
 

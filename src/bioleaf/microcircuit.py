@@ -86,7 +86,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -101,7 +101,7 @@ from .pathways import apical_pathway, bottom_up, prediction_pathway
 from .phase import LIVE, REPLAYED, Phase, feedforward
 from .presentation import CircuitSums, Copy, PhaseDifference, Presentation, Recorder, TraceSums
 
-FEEDBACK_MODES = ("symmetric", "random", "learned")
+FEEDBACK_MODES = ("symmetric", "random", "learned", "direct")
 INTERNEURON_MODES = ("learned", "ideal")
 ERROR_REFERENCES = ("nudged", "free")
 NUDGES = ("one-sided", "two-sided")
@@ -126,7 +126,7 @@ class CircuitParams:
     feedback: str = "symmetric"
     interneurons: str = "learned"
     contrastive: bool = True  # learned interneurons: W reads A_teacher - A_free (free-phase apical baseline)
-    center_feedback: bool = True  # random/learned B: remove each row's mean over the cells above
+    center_feedback: bool = True  # random/learned/direct B: remove each row's mean over the cells above
     error_reference: str = "nudged"  # free: errors against a teacher-free copy run alongside (ideal interneurons)
     nudge: str = "one-sided"  # two-sided: a second teacher phase with the top hidden coupling reversed (free)
 
@@ -136,6 +136,9 @@ class CircuitParams:
             raise UsageError(f"--feedback: expected one of {', '.join(FEEDBACK_MODES)}, got {self.feedback!r}")
         if self.interneurons not in INTERNEURON_MODES:
             raise UsageError(f"--interneurons: expected one of {', '.join(INTERNEURON_MODES)}, got {self.interneurons!r}")
+        if self.feedback == "direct" and self.interneurons != "learned":
+            raise UsageError("--feedback direct: needs --interneurons learned (the interneurons of a layer predict "
+                             "the layer above, which direct feedback skips, so Q cannot be a copy of -B)")
         if self.error_reference not in ERROR_REFERENCES:
             raise UsageError(f"--error-reference: expected one of {', '.join(ERROR_REFERENCES)}, "
                              f"got {self.error_reference!r}")
@@ -159,10 +162,23 @@ class CircuitParams:
                              f"spikes, got low={self.target_low}, high={self.target_high}")
         return self
 
+    def feedback_sources(self, n_layers: int) -> list[int]:
+        """The layer whose pyramidal cells send each hidden layer's top-down ``B``: the layer above, or the
+        output cells for every hidden layer (``direct``: direct random feedback, the DFA-style circuit)."""
+        top = n_layers - 1
+        return [top if self.feedback == "direct" else l + 1 for l in range(top)]
+
     def idealisations(self) -> list[str]:
         """The :data:`IDEALISATIONS` this circuit uses (empty: local learning only)."""
         used = [self.feedback == "symmetric", self.interneurons == "ideal", self.error_reference == "free"]
         return [name for name, on in zip(IDEALISATIONS, used) if on]
+
+    def validate_depth(self, n_hidden: int) -> None:
+        """The checks that need the number of hidden layers (:class:`UsageError` naming the flags)."""
+        couplings = self.apical_couplings(n_hidden)
+        if self.feedback == "learned" and 0 in couplings[1:]:
+            raise UsageError("--feedback learned: needs every hidden layer above the lowest nudged (its cells' count "
+                             "change is the error its mirror B reads); check --g-apical and --g-apical-layers")
 
     def layer_multipliers(self, n_hidden: int | None = None) -> list[float]:
         """The ``g_apical_layers`` multipliers (:class:`UsageError` unless numbers in [0, 10], at most one per
@@ -201,6 +217,16 @@ class Microcircuit:
             out.update({f"{name}{l}": t for l, t in enumerate(getattr(self, name))})
         return out
 
+    def feedback_angles(self) -> list[float]:
+        r"""Per hidden layer, the angle in degrees between ``B_l`` and :math:`W_{l+1}^\top` (as flat vectors;
+        NaN where ``B_l`` comes from another layer: direct feedback)."""
+        def angle(b: torch.Tensor, w: torch.Tensor) -> float:
+            if b.shape != w.T.shape:
+                return math.nan
+            cosine = float(torch.nn.functional.cosine_similarity(b.flatten(), w.T.flatten(), dim=0))
+            return math.degrees(math.acos(max(-1.0, min(1.0, cosine))))
+        return [angle(b, w) for b, w in zip(self.B, self.W[1:])]
+
     def sync_ideal(self, params: CircuitParams) -> None:
         """Impose the labelled idealisations: ``B = W_above^T`` (symmetric), ``P = W_above``,
         ``Q = -B`` (ideal interneurons). Copies in place so optimisers keep their tensors."""
@@ -214,11 +240,13 @@ class Microcircuit:
 
 def build_circuit(sizes: list[int], params: CircuitParams, generator: torch.Generator,
                   init_scale: float = 1.0, device: str | torch.device = "cpu") -> Microcircuit:
-    """A circuit with random ``W`` and ``B`` (``B_l`` drawn like ``W_{l+1}^T``); interneuron synapses ``P``, ``Q`` start at zero
+    """A circuit with random ``W`` and ``B`` (``B_l`` drawn like the transposed bottom-up weights of the layer it
+    comes from: ``W_{l+1}^T``, or the output's with direct feedback); interneuron synapses ``P``, ``Q`` start at zero
     (silent, non-inhibiting interneurons) unless the idealisations impose them."""
     W = [uniform_init(o, i, init_scale, generator) for i, o in zip(sizes[:-1], sizes[1:])]
     hidden = range(len(sizes) - 2)
-    B = [uniform_init(sizes[l + 2], sizes[l + 1], init_scale, generator).T.contiguous() for l in hidden]
+    sources = params.feedback_sources(len(sizes) - 1)
+    B = [uniform_init(sizes[sources[l] + 1], sizes[l + 1], init_scale, generator).T.contiguous() for l in hidden]
     if params.center_feedback:
         B = [b - b.mean(dim=1, keepdim=True) for b in B]
     P = [torch.zeros(sizes[l + 2], sizes[l + 1]) for l in hidden]
@@ -236,6 +264,19 @@ def second_phase_start(params: CircuitParams, n_layers: int) -> int | None:
         return None
     g_apical = params.apical_couplings(n_layers - 1)
     return next((l for l, g in enumerate(g_apical) if g != 0), None)
+
+
+class FreePhaseMemory(NamedTuple):
+    """What each cell keeps from the free phase on the same input spikes, for the teacher phase that
+    follows: hidden cells their integrated apical potential ``A_free`` (``None``: the bottom-up rule reads
+    ``A`` itself), every layer's cells their spike count ``n_free`` (learned feedback reads its change)."""
+
+    apical: list[torch.Tensor] | None
+    counts: list[torch.Tensor]
+
+    @classmethod
+    def of(cls, free: Presentation, contrastive: bool) -> "FreePhaseMemory":
+        return cls(free.apical_sums if contrastive else None, free.hidden_counts + [free.counts])
 
 
 @dataclass
@@ -259,7 +300,7 @@ def teacher_phase(circuit: Microcircuit, params: CircuitParams, neuron: NeuronPa
     if free_reference and L > 1:
         inter[-1] = REPLAYED
     return Phase(circuit.W, neuron, params.g_basal, couplings=couplings or params.apical_couplings(L - 1),
-                 interneurons=inter, apical=apical_pathway(circuit.B, circuit.Q, ideal),
+                 interneurons=inter, feedback_from=params.feedback_sources(L), apical=apical_pathway(circuit.B, circuit.Q, ideal),
                  prediction=prediction_pathway(circuit.P, ideal), teacher=teacher, lowest=lowest,
                  replay_reference=free_reference, name=name or ("free" if teacher is None else "teacher"))
 
@@ -284,6 +325,11 @@ class Copies:
     minus: Copy | None = None
     difference: PhaseDifference | None = None
     schedule: list[Callable[[torch.Tensor, torch.Tensor], None]] = field(default_factory=list)
+
+    def rows(self, rows: slice) -> "Copies":
+        """Every copy at the end of the presentation, restricted to batch ``rows``."""
+        part = lambda c: None if c is None else c.rows(rows)  # noqa: E731
+        return Copies(self.main.rows(rows), part(self.shadow), part(self.minus))
 
 
 def circuit_copies(circuit: Microcircuit, params: CircuitParams, neuron: NeuronParams, teacher: Teacher | None,
@@ -315,64 +361,116 @@ def circuit_copies(circuit: Microcircuit, params: CircuitParams, neuron: NeuronP
 @torch.no_grad()
 def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | None, *, batch: int,
             steps: int, neuron: NeuronParams, params: CircuitParams, learn: Plasticity = Plasticity(W=False),
-            record: bool = False, apical_baseline: list[torch.Tensor] | None = None) -> Presentation:
+            record: bool = False) -> Presentation:
     """Run one presentation of ``steps`` time steps (equations in the module docstring).
 
     ``targets`` are target spike counts ``[batch, n_out]`` (``None``: no teacher). The updates in
     the result are the rules of :mod:`bioleaf.plasticity` applied to the running sums each synapse
     keeps during the presentation, summed over samples (memory independent of ``steps``).
     ``record=True`` also keeps every step's spikes and apical potentials, ``[T, batch, n]`` (for plots only).
-    ``apical_baseline``: each hidden cell's integrated apical potential from the free phase on the
-    same input (``Presentation.apical_sums``); the bottom-up rule then reads ``A - A_free``.
+    Rules that read the free phase (a contrastive baseline, learned feedback) need :func:`present_phases`.
     """
     teacher = None if targets is None else Teacher(targets * (neuron.threshold / steps), params.teacher_strength)
     run = circuit_copies(circuit, params, neuron, teacher, batch)
     recorder = Recorder() if record else None
-    record_step = recorder.add if recorder is not None else (lambda s_in, signals: None)
-    x_in = torch.zeros(batch, circuit.sizes[0], device=circuit.W[0].device)
+    errors = run_presentation(run, circuit, spikes, steps, neuron, recorder)
+    if params.feedback == "learned" and teacher is not None and (learn.W or learn.B):
+        raise ValueError("learned feedback reads the free phase's counts: present the two phases with present_phases")
+    updates = plastic_updates(circuit, run, errors, learn, teacher is not None, None, False, steps)
+    return presentation_of(run, updates, steps, recorder)
+
+
+@torch.no_grad()
+def present_phases(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor, *, batch: int, steps: int,
+                   neuron: NeuronParams, params: CircuitParams, lateral: Plasticity, learn: Plasticity
+                   ) -> tuple[Presentation, Presentation]:
+    """The free phase and the teacher phase on the same input spikes, simulated side by side as one batch of
+    ``2 * batch`` rows: the first ``batch`` rows are the free phase (teacher strength 0: no teacher current,
+    the output cells driven by their basal input alone), the others the teacher phase. The two halves share
+    the circuit, the input spikes and the first layer's basal input (one product), and every other product
+    runs once on both. The free half learns ``lateral`` (interneurons), the teacher half ``learn`` against
+    what each cell kept from the free half (:class:`FreePhaseMemory`: its apical integral, with
+    ``contrastive``, and its count). With the free error reference both halves replay the teacher-free
+    copy's top interneurons."""
+    rates = targets * (neuron.threshold / steps)
+    strength = torch.full((2 * batch, 1), params.teacher_strength, device=rates.device)
+    strength[:batch] = 0.0
+    run = circuit_copies(circuit, params, neuron, Teacher(torch.cat([rates, rates]), strength), 2 * batch)
+    errors = run_presentation(run, circuit, spikes, steps, neuron, copies=2)
+    halves = slice(0, batch), slice(batch, 2 * batch)
+    (free_run, teach_run), (free_errors, teach_errors) = zip(*[(run.rows(h), [e[h] for e in errors]) for h in halves])
+    mirrored = params.feedback == "learned"
+    free = presentation_of(free_run, plastic_updates(circuit, free_run, free_errors, lateral, False, None, mirrored,
+                                                     steps), steps)
+    memory = FreePhaseMemory.of(free, params.contrastive and params.interneurons == "learned")
+    updates = plastic_updates(circuit, teach_run, teach_errors, learn, True, memory, mirrored, steps)
+    return free, presentation_of(teach_run, updates, steps)
+
+
+def run_presentation(run: Copies, circuit: Microcircuit, spikes: SpikeStream, steps: int, neuron: NeuronParams,
+                     recorder: Recorder | None = None, copies: int = 1) -> list[torch.Tensor]:
+    """The time loop of :func:`present`: the input trace and the first layer's basal input once per step
+    (shared by every copy; repeated for ``copies`` stacked copies of the batch), then every copy steps;
+    at the end the PSPs still in flight complete their integrals. The error each layer's bottom-up rule
+    reads (two-sided nudging: below the top hidden layer, half the difference of the two teacher phases)."""
+    x_in = None
     for t in range(steps):
         s_in = spikes(t)
-        x_in = neuron.lam * x_in + s_in
-        basal = bottom_up(x_in, circuit.W[0])  # the first layer's basal input, shared by every copy
+        x_in = s_in.clone() if x_in is None else neuron.lam * x_in + s_in
+        basal = bottom_up(x_in, circuit.W[0])
+        pre, basal = (x_in, basal) if copies == 1 else (x_in.repeat(copies, 1), basal.repeat(copies, 1))
         for advance in run.schedule:
-            advance(x_in, basal)
-        record_step(s_in, run.main.signals)
-    # the end of the presentation: the PSPs still in flight complete their integrals, then the rules fire
+            advance(pre, basal)
+        if recorder is not None:
+            recorder.add(s_in, run.main.signals)
     tail = 1.0 / (1.0 - neuron.lam)
-    run.main.sums.complete(run.main.state, run.main.phase.apical, tail)
-    errors = list(run.main.sums.A)  # what each layer's bottom-up rule reads
-    if run.difference is not None:  # below the top hidden layer: half the difference of the two phases
+    run.main.sums.complete(run.main.state, run.main.phase, tail)
+    errors = list(run.main.sums.A)
+    if run.difference is not None:
         run.difference.add(run.main.state, run.minus.state, tail)
         two_sided = run.difference.errors(circuit.B)
         errors = [two_sided.get(l, e) for l, e in enumerate(errors)]
-    updates = plastic_updates(circuit, run, errors, learn, teacher is not None, apical_baseline, steps)
+    return errors
+
+
+def presentation_of(run: Copies, updates: dict[str, torch.Tensor], steps: int,
+                    recorder: Recorder | None = None) -> Presentation:
+    """What a presentation returns, read off its copies at the end."""
     main, sums, shadow = run.main.state, run.main.sums, run.shadow
+    threshold = run.main.phase.neuron.threshold
     return Presentation(
         counts=main.pyr[-1].count, potentials=main.pyr[-1].v, updates=updates,
-        basal_counts=torch.relu((shadow or run.main).state.basal_integral) / neuron.threshold,
-        apical_residual=[float(sums.A[l].abs().mean()) / steps for l in range(len(circuit.W) - 1)],
+        basal_counts=torch.relu((shadow or run.main).state.basal_integral) / threshold,
+        apical_residual=[float(sums.A[l].abs().mean()) / steps for l in range(len(sums.A) - 1)],
         hidden_counts=[p.count for p in main.pyr[:-1]], apical_sums=sums.A[:-1],
         record=recorder.stacked() if recorder is not None else None,
         free_output=(shadow.state.pyr[-1].count, shadow.state.pyr[-1].v) if shadow is not None else None)
 
 
 def plastic_updates(circuit: Microcircuit, run: Copies, errors: list[torch.Tensor], learn: Plasticity,
-                    taught: bool, apical_baseline: list[torch.Tensor] | None, steps: int) -> dict[str, torch.Tensor]:
+                    taught: bool, free_phase: FreePhaseMemory | None, mirrored: bool, steps: int
+                    ) -> dict[str, torch.Tensor]:
     """The rules of :mod:`bioleaf.plasticity` applied to the running sums at the end of a presentation.
 
     The bottom-up rule of hidden cells reads its error (``A``, or ``A - A_free`` against a free-phase
     baseline), its gate ``[n > 0]`` and presynaptic sums; with the free error reference the gate and the
     sums are the teacher-free copy's (each synapse keeps its free-phase presynaptic sum, each cell its
-    free count)."""
+    free count). With learned feedback (``mirrored``) every layer that has a mirror ``B`` below it reads
+    instead the change of its own count from the free phase (:func:`plasticity.count_change_error`), the
+    same quantity its mirror ``B`` reads (:func:`plasticity.feedback_kolen_pollack`)."""
     L, sums = len(circuit.W), run.main.sums
     pre_sums, gates = sums.X, run.main.state.pyr
     if run.shadow is not None:
         pre_sums, gates = sums.X[:1] + run.shadow.sums.X, run.shadow.state.pyr
+    changes = count_changes(run, free_phase) if mirrored and taught else {}
     updates: dict[str, torch.Tensor] = {}
     for l in range(L):
         if learn.W and (l < L - 1 or taught):
             active = (gates[l].count > 0).to(sums.A[l].dtype) if l < L - 1 else torch.ones_like(sums.A[l])
-            err = errors[l] if apical_baseline is None or l == L - 1 else sums.A[l] - apical_baseline[l]
+            baseline = None if free_phase is None else free_phase.apical
+            err = errors[l] if baseline is None or l == L - 1 else sums.A[l] - baseline[l]
+            if l in changes:
+                err, active = changes[l], torch.ones_like(err)
             updates[f"W{l}"] = plasticity.basal_error_stdp(pre_sums[l], err, active, steps)
     threshold = run.main.phase.neuron.threshold
     for l in range(L - 1):
@@ -381,7 +479,17 @@ def plastic_updates(circuit: Microcircuit, run: Copies, errors: list[torch.Tenso
                 sums.X[l + 1], run.main.state.pyr[l + 1].count, torch.relu(sums.a_inter[l]) / threshold, steps)
         if learn.Q:
             updates[f"Q{l}"] = plasticity.apical_cancellation(sums.XI[l], sums.A[l], steps)
-        if learn.B:
-            above = sums.X[l + 2] if l + 2 < L else sums.Xout
-            updates[f"B{l}"] = plasticity.feedback_mirror(above, sums.X[l + 1], steps)
+        if learn.B and l + 1 in changes:
+            updates[f"B{l}"] = plasticity.feedback_kolen_pollack(changes[l + 1], pre_sums[l + 1], steps)
     return updates
+
+
+def count_changes(run: Copies, free_phase: FreePhaseMemory | None) -> dict[int, torch.Tensor]:
+    """Per layer above the lowest hidden one: the error its cells read from their own counts in the teacher
+    phase and the free phase (:func:`plasticity.count_change_error`; coupling 1 at the output cells)."""
+    if free_phase is None:
+        raise ValueError("learned feedback reads the free phase's counts: pass free_phase")
+    phase, pyr = run.main.phase, run.main.state.pyr
+    couplings = list(phase.couplings) + [1.0]
+    return {l: plasticity.count_change_error(pyr[l].count, free_phase.counts[l], phase.neuron.threshold, couplings[l])
+            for l in range(1, len(pyr))}

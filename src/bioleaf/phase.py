@@ -45,6 +45,12 @@ class PhaseState(NamedTuple):
     inter: list[IFState | None]
     basal_integral: torch.Tensor
 
+    def rows(self, rows: slice) -> "PhaseState":
+        """The same populations restricted to batch ``rows`` (views, no copies)."""
+        def part(state: IFState | None) -> IFState | None:
+            return None if state is None else IFState(*(t[rows] for t in state))
+        return PhaseState([part(p) for p in self.pyr], [part(i) for i in self.inter], self.basal_integral[rows])
+
 
 @dataclass
 class StepSignals:
@@ -80,6 +86,7 @@ class Phase:
     g_basal: float
     couplings: list[float | None]  # per hidden layer: g_A, or None for a decoupled apical compartment
     interneurons: list[str]  # per hidden layer: LIVE, REPLAYED or ABSENT
+    feedback_from: list[int] | None = None  # per hidden layer: the layer its B comes from (default: the next)
     apical: Apical | None = None
     prediction: Prediction | None = None
     teacher: Teacher | None = None
@@ -92,6 +99,8 @@ class Phase:
 
     def __post_init__(self) -> None:
         L, teacher = len(self.W), self.teacher
+        if self.feedback_from is None:
+            self.feedback_from = list(range(1, L))
         self._layers = [self._hidden(l) for l in range(self.lowest, L - 1)] + [self._output]
         if teacher is None:
             self._teacher_current = lambda out, replay: None
@@ -122,6 +131,7 @@ class Phase:
     def _hidden(self, l: int) -> Callable:
         """The step of hidden layer ``l``: its pyramidal cells, then its interneurons."""
         g_apical, neuron, g_basal, W_up = self.couplings[l], self.neuron, self.g_basal, self.W[l + 1]
+        source = self.feedback_from[l]
         interneurons = {LIVE: self._live_interneurons, REPLAYED: self._replayed_interneurons,
                         ABSENT: lambda l, pre, basal, prev, state, sig, replay: None}[self.interneurons[l]]
 
@@ -129,7 +139,7 @@ class Phase:
             return decoupled_pyramidal_step(basal, prev.pyr[l], neuron, g_basal, self.spike_fn)
 
         def coupled(basal, prev, sig):
-            sig.apical[l] = self.apical(l, prev.pyr[l + 1].trace, prev.inter[l].trace)
+            sig.apical[l] = self.apical(l, prev.pyr[source].trace, prev.inter[l].trace)
             return pyramidal_step(basal, sig.apical[l], prev.pyr[l], neuron, g_basal, g_apical)
 
         pyramidal = decoupled if g_apical is None else coupled

@@ -69,18 +69,35 @@ def apical_cancellation(interneuron_sum: torch.Tensor, apical_sum: torch.Tensor,
     return -batch_outer_sum(apical_sum, interneuron_sum) / steps
 
 
-def feedback_mirror(pre_sum: torch.Tensor, own_sum: torch.Tensor, steps: int) -> torch.Tensor:
-    r"""Top-down ``B`` (learned mode): a covariance (centred Hebbian) weight mirror.
+def count_change_error(count: torch.Tensor, free_count: torch.Tensor, threshold: float,
+                       coupling: float) -> torch.Tensor:
+    r"""A cell's error read from its own spike counts with and without the teacher on the same input.
 
-    .. math::  \Delta B_{ik} = \tfrac1T\,\big(X_i - \bar X_i\big)\big(X^{l+1}_k - \bar X^{l+1}_k\big)
+    .. math::  e_k = \vartheta\, \big(n^{teacher}_k - n^{free}_k\big) / g_k
 
-    ``own_sum`` is the postsynaptic cell's own trace sum :math:`X_i` (layer ``l``), ``pre_sum`` that
-    of the presynaptic cell ``k`` above; :math:`\bar X` is each cell's own mean activity (its
-    homeostatic set point; here the mean over the batch's presentations). Because cell ``k`` is driven
-    by ``i`` through :math:`W_{ki}`, :math:`\mathbb E[\Delta B] \approx \mathrm{Cov}(X^l)\, W_{l+1}^\top`:
-    a positive-definite mix of :math:`W^\top`, so feedback computed with it is a descent direction. Weight
-    decay (applied by the learner) keeps ``B`` bounded, :math:`B \propto \mathrm{Cov}(X^l)W_{l+1}^\top`.
+    At output cells (:math:`g_k = 1`) it is the SPEC's "teacher-nudged minus unnudged spiking":
+    :math:`\vartheta(y_k - n^{free}_k)` at :math:`\beta = 1`. At a hidden cell whose soma the apical
+    compartment nudges with :math:`g_k = g_A` the extra drive :math:`g_A A_k` moves the count by
+    :math:`g_A A_k / \vartheta` while the cell fires (none while it stays silent: the gate is implicit),
+    so :math:`e_k \approx [n_k > 0]\, A_k`, the error :func:`basal_error_stdp` reads, in whole spikes.
     """
-    own = own_sum - own_sum.mean(dim=0, keepdim=True)
-    pre = pre_sum - pre_sum.mean(dim=0, keepdim=True)
-    return batch_outer_sum(own, pre) / steps
+    return threshold * (count - free_count) / coupling
+
+
+def feedback_kolen_pollack(partner_error: torch.Tensor, own_sum: torch.Tensor, steps: int) -> torch.Tensor:
+    r"""Top-down ``B`` (learned mode): Kolen-Pollack mirrored increments.
+
+    .. math::  \Delta B_{ik} = \tfrac1T\, e_k\, X_i, \qquad e_k = \vartheta\,(n^{teacher}_k - n^{free}_k)/g_k
+
+    The synapse from cell ``k`` (layer above) onto the apical dendrite of cell ``i`` reads how many more
+    spikes its presynaptic cell fired with the teacher than in the free phase on the same input (both
+    arrive at the synapse; :func:`count_change_error`, with the global coupling :math:`g_k`) and its
+    postsynaptic cell's own trace sum :math:`X_i`. The reverse synapse :math:`W_{ki}` of the layer above
+    reads the same two quantities (its presynaptic trace sum :math:`X_i` and its own cell's count change:
+    :func:`basal_error_stdp` with :math:`e_k`), so ``B_l`` and :math:`W_{l+1}^\top` receive identical
+    increments and, with the same optimiser settings, take identical steps (Adam's moments are each
+    synapse's own). Their difference then keeps its initial value while both grow and decays with the
+    decay both share (``feedback_decay``): the angle between ``B_l`` and :math:`W_{l+1}^\top` shrinks
+    without either synapse reading the other (Kolen & Pollack 1994; Akrout et al. 2019).
+    """
+    return batch_outer_sum(own_sum, partner_error) / steps

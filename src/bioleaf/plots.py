@@ -74,7 +74,7 @@ def _learning_curves(rows: list[dict], path: Path) -> Path:
 
 
 def _alignment(rows: list[dict], path: Path) -> Path:
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(13, 3.5))
     epochs = [r["epoch"] for r in rows]
     for l in range(len(rows[0]["stbp_angle_deg"])):
         a1.plot(epochs, [r["stbp_angle_deg"][l] for r in rows], marker="o", label=f"layer {l + 1}")
@@ -85,7 +85,15 @@ def _alignment(rows: list[dict], path: Path) -> Path:
         a2.plot(epochs, [r["apical_residual"][l] for r in rows], marker="o", label=f"hidden layer {l + 1}")
     a2.set(xlabel="epoch", ylabel="mean |apical potential|", title="self-prediction residual (no teacher)")
     a2.legend()
-    for a in (a1, a2):
+    mirrored = [l for l in range(len(rows[0].get("feedback_angle_deg", [])))
+                if all(r["feedback_angle_deg"][l] is not None for r in rows)]  # None: direct feedback, no mirror
+    for l in mirrored:
+        a3.plot(epochs, [r["feedback_angle_deg"][l] for r in rows], marker="o", label=f"B{l} vs W{l + 1}^T")
+    a3.set(xlabel="epoch", ylabel="angle (degrees)", title="feedback vs transposed forward weights", ylim=(0, 95))
+    a3.axhline(90, color="grey", lw=0.8, ls="--")
+    if mirrored:
+        a3.legend()
+    for a in (a1, a2, a3):
         a.grid(alpha=0.3)
     return _save(fig, path)
 

@@ -16,11 +16,11 @@ top-down traces (:class:`PhaseDifference`).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import torch
 
-from .pathways import Apical
 from .phase import Phase, PhaseState, Replay, StepSignals
 
 
@@ -49,10 +49,17 @@ class CircuitSums:
             self.A[-1] += sig.teacher_current
         self.Xout += state.pyr[-1].trace
 
-    def complete(self, state: PhaseState, apical: Apical, tail: float) -> None:
+    def rows(self, rows: slice) -> "CircuitSums":
+        """The same sums restricted to batch ``rows`` (views)."""
+        view = copy.copy(self)
+        view.X, view.A, view.XI, view.a_inter = ([t[rows] for t in ts] for ts in (self.X, self.A, self.XI, self.a_inter))
+        view.Xout = self.Xout[rows]
+        return view
+
+    def complete(self, state: PhaseState, phase: Phase, tail: float) -> None:
         """Add the integral of the PSPs still in flight at the end (``tail = 1 / (1 - lambda)``)."""
         for l in self._hidden:
-            self.A[l] += tail * apical(l, state.pyr[l + 1].trace, state.inter[l].trace)
+            self.A[l] += tail * phase.apical(l, state.pyr[phase.feedback_from[l]].trace, state.inter[l].trace)
             self.XI[l] += tail * state.inter[l].trace
 
 
@@ -65,6 +72,11 @@ class TraceSums:
     def add(self, prev: PhaseState, sig: StepSignals, state: PhaseState) -> None:
         for x, pre in zip(self.X, sig.inputs[1:]):
             x += pre
+
+    def rows(self, rows: slice) -> "TraceSums":
+        view = copy.copy(self)
+        view.X = [x[rows] for x in self.X]
+        return view
 
 
 @dataclass
@@ -81,6 +93,10 @@ class Copy:
         self.state, self.signals = self.phase.step(pre, basal, prev, replay)
         if self.sums is not None:
             self.sums.add(prev, self.signals, self.state)
+
+    def rows(self, rows: slice) -> "Copy":
+        """This copy's state and sums at the end, restricted to batch ``rows``."""
+        return Copy(self.phase, self.state.rows(rows), None if self.sums is None else self.sums.rows(rows))
 
     def replay(self) -> Replay:
         """This copy's top interneurons and output prediction of the last step, for a copy that replays them."""

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 from .errors import UsageError
 
+_FASHION = {"dataset": "fashion-mnist", "arch": "784-400-400-10", "epochs": 10, "batch_size": 100, "steps": 30,
+            "threads": 1, "lr_schedule": "cosine", "init_scale": 0.3, "neuron.tau_syn": 1.0, "circuit.g_apical": 1.0,
+            "circuit.g_apical_layers": "0", "circuit.target_high": 27.0}
+"""The Fashion-MNIST setting every rule shares (docs/results.md, section 1): the same schedule, initial weights
+and neuron (a 1 ms synaptic trace: docs/results.md, section 4b); T=30 with the labelled output's target 27 spikes;
+for bioleaf, the lowest hidden layer's soma not nudged (docs/theory.md, section 2)."""
+
 PRESETS: dict[str, dict[str, object]] = {
     "digits": {"dataset": "digits", "arch": "64-128-10", "epochs": 5, "threads": 1},
-    # docs/results.md, section 1: the Fashion-MNIST table (its bioleaf/symmetric row, seeds 0-2, is the main job
-    # of scripts/main.sh); every rule gets the same schedule, initial weights and neuron (a 1 ms synaptic trace:
-    # docs/results.md, section 4b); the circuit settings only concern bioleaf: copied interneurons and the
-    # teacher-free copy (with the default symmetric feedback: the equivalence configuration), the lowest hidden
-    # layer's soma not nudged (docs/theory.md, section 2); T=30 with the labelled output's target 27 spikes
-    "fashion-mnist": {"dataset": "fashion-mnist", "arch": "784-400-400-10", "epochs": 10, "batch_size": 100,
-                      "steps": 30, "threads": 1, "lr_schedule": "cosine", "init_scale": 0.3, "neuron.tau_syn": 1.0,
-                      "circuit.interneurons": "ideal",
-                      "circuit.error_reference": "free", "circuit.g_apical": 1.0, "circuit.g_apical_layers": "0",
-                      "circuit.target_high": 27.0},
+    # the fully local circuit (the main job of scripts/main.sh): learned interneurons, errors against the
+    # circuit's own free phase, feedback learned by Kolen-Pollack increments (plasticity.feedback_kolen_pollack)
+    "fashion-mnist-local": {**_FASHION, "circuit.feedback": "learned", "feedback_decay": 1.0},
+    # the equivalence configuration: copied interneurons and the teacher-free copy (with the default symmetric
+    # feedback, the special circumstance in which the updates equal ST-BP's); the twins' rows use it too
+    "fashion-mnist": {**_FASHION, "circuit.interneurons": "ideal", "circuit.error_reference": "free"},
 }
 
 

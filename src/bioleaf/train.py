@@ -144,10 +144,11 @@ def accuracy(rule: Rule, x: torch.Tensor, y: torch.Tensor, seed: int, device: to
     return int((infer_all(rule, x, gen) == y.to(device)).sum()) / len(x)
 
 
-def output_spikes(rule: Rule, x: torch.Tensor, seed: int) -> float:
-    """Mean output spike count per image with the teacher off (0: a silent network)."""
+def output_spikes(rule: Rule, x: torch.Tensor, seed: int, steps: int) -> tuple[float, float]:
+    """With the teacher off: the mean output spike count per image (0: a silent network) and the fraction of
+    output cells, over the images, that fire at 90 % of the steps or more (1: a saturated output)."""
     fwd = rule.forward(x, torch.Generator(device=x.device).manual_seed(seed + 3))
-    return float(fwd.output.sum()) / max(len(x), 1)
+    return float(fwd.output.sum()) / max(len(x), 1), float((fwd.output >= 0.9 * steps).float().mean())
 
 
 def check_finite(rule: Rule, epoch: int, batch: int, checkpoint: Path | None = None) -> None:
@@ -429,7 +430,8 @@ class Trainer:
         probe = slice(0, min(PROBE_SAMPLES, len(data.train_x)))
         probe_x = data.train_x[probe].to(self.device)
         row.update(self.rule.diagnostics(probe_x, data.train_y[probe].to(self.device)))
-        row["probe_output_spikes"] = output_spikes(self.rule, probe_x, cfg.seed)
+        row["probe_output_spikes"], row["probe_saturated_fraction"] = output_spikes(self.rule, probe_x, cfg.seed,
+                                                                                   cfg.steps)
         row = {k: _json_finite(v) for k, v in row.items()}
         st.history.append(row)
         st.train_seconds += st.seconds
@@ -445,21 +447,36 @@ class Trainer:
             self._report(row, probe.stop)
 
     def _report(self, row: dict, probe_samples: int) -> None:
-        """The epoch's line (with ``echo``) and a warning when the network is silent (a ``RuntimeWarning``
-        without ``echo``)."""
+        """The epoch's line (with ``echo``) and a warning per symptom of a network that cannot learn (a
+        ``RuntimeWarning`` without ``echo``)."""
         if self.echo:
             val = "" if row["val_accuracy"] is None else f"  val {row['val_accuracy']:.2%}"
             print(f"epoch {row['epoch']}/{self.cfg.epochs}  loss {row['train_loss']:.4g}  "
                   f"train {row['train_accuracy']:.2%}{val}  test {row['test_accuracy']:.2%}  {row['seconds']:.1f}s",
                   flush=True)
-        if row["probe_output_spikes"] == 0:
-            message = (f"epoch {row['epoch']}: no output cell fired on the {probe_samples} probe images (teacher "
-                       "off): the network is silent and spike-count errors cannot reach it; raise --init-scale or "
-                       "--max-rate (a short --tau-syn weakens every spike)")
+        for message in self._symptoms(row, probe_samples):
             if self.echo:
-                print(f"warning: {message}", file=sys.stderr, flush=True)
+                print(f"warning: epoch {row['epoch']}: {message}", file=sys.stderr, flush=True)
             else:
-                warnings.warn(message, RuntimeWarning, stacklevel=2)
+                warnings.warn(f"epoch {row['epoch']}: {message}", RuntimeWarning, stacklevel=3)
+
+    def _symptoms(self, row: dict, probe_samples: int) -> list[str]:
+        """What the epoch's figures say is wrong, each with the flag most likely to blame: a silent output, a
+        saturated one (every cell firing at almost every step), accuracy at chance."""
+        n_out, spikes, saturated = self.sizes[-1], row["probe_output_spikes"], row["probe_saturated_fraction"]
+        found = []
+        if spikes == 0:
+            found.append(f"no output cell fired on the {probe_samples} probe images (teacher off): the network is "
+                         "silent and spike-count errors cannot reach it; raise --init-scale or --max-rate (a short "
+                         "--tau-syn weakens every spike)")
+        elif saturated >= 0.3:
+            found.append(f"{saturated:.0%} of the output cells fire at 90 % of the steps or more: the output is "
+                         "saturated and its counts cannot follow their targets; lower --init-scale or --lr")
+        if spikes > 0 and row["test_accuracy"] <= 1.5 / n_out:
+            found.append(f"test accuracy {row['test_accuracy']:.2%} is at chance (1/{n_out}): the network does not "
+                         "learn; lower --lr (bioleaf: compare --feedback random to tell a feedback problem from a "
+                         "learning-rate one)")
+        return found
 
     def _finish(self) -> dict:
         cfg, st = self.cfg, self.state

@@ -7,7 +7,7 @@ import torch
 from bioleaf.config import TrainConfig
 from bioleaf.data import load_dataset
 from bioleaf.losses import target_counts
-from bioleaf.microcircuit import Plasticity, build_circuit, present
+from bioleaf.microcircuit import Plasticity, build_circuit, present, present_phases
 from bioleaf.rules import make_rule
 
 BATCH, STEPS = 8, 12
@@ -33,6 +33,8 @@ def _cases() -> dict[str, dict]:
     cases["three-hidden-two-sided-0"] = {**ideal_free, "arch": THREE_HIDDEN, "circuit.nudge": "two-sided",
                                          "circuit.g_apical_layers": "0"}
     cases["three-hidden-learned"] = {"arch": THREE_HIDDEN, "circuit.feedback": "learned"}
+    cases["three-hidden-direct"] = {"arch": THREE_HIDDEN, "circuit.feedback": "direct"}
+    cases["direct-0"] = {"circuit.feedback": "direct", "circuit.g_apical_layers": "0"}
     cases["one-hidden-learned"] = {"arch": "64-16-10"}
     cases["one-hidden-free"] = {**ideal_free, "arch": "64-16-10"}
     cases["no-hidden"] = {"arch": "64-10"}
@@ -75,9 +77,11 @@ def capture(name: str) -> dict[str, torch.Tensor]:
     def stream():
         return cfg.encoder_obj().stream(x[:BATCH], STEPS, torch.Generator().manual_seed(11))
 
+    learned = cfg.circuit.feedback == "learned"  # W and B then read the free phase: only present_phases has it
     free = present(circuit, stream(), None, learn=every, record=True, **run)
-    teach = present(circuit, stream(), y, learn=every, record=True, apical_baseline=free.apical_sums or None, **run)
-    for tag, res in (("free", free), ("teach", teach)):
+    teach = present(circuit, stream(), y, learn=Plasticity(W=not learned, P=True, Q=True), record=True, **run)
+    phases = present_phases(circuit, stream(), y, lateral=Plasticity(W=False, P=True, Q=True), learn=every, **run)
+    for tag, res in (("free", free), ("teach", teach), ("phases-free", phases[0]), ("phases-teach", phases[1])):
         out[f"{tag}/counts"], out[f"{tag}/potentials"] = res.counts, res.potentials
         out[f"{tag}/basal_counts"] = res.basal_counts
         out[f"{tag}/apical_residual"] = torch.tensor(res.apical_residual, dtype=torch.float64)

@@ -3,9 +3,11 @@
 For every circuit configuration the CLI accepts (feedback, interneurons, error reference, nudge,
 coupling per layer, depth, a leaky refractory neuron, ``--g-basal``), on the bundled digits:
 
-- one teacher presentation and one free presentation with every synapse type plastic (counts,
-  potentials, basal counts, hidden counts, apical sums, updates, the free copy's output, the recorded
-  rasters of the first sample);
+- one free presentation with every synapse type plastic and one teacher presentation with the
+  interneuron synapses and (except with learned feedback, which reads the free phase) ``W`` plastic
+  (counts, potentials, basal counts, hidden counts, apical sums, updates, the free copy's output, the
+  recorded rasters of the first sample); the free and teacher phases side by side
+  (``present_phases``) with every synapse type plastic;
 - three training batches of the ``bioleaf`` rule (initial self-predicting phase included), then all
   its synapses and the inference network's output counts on a fresh batch.
 

@@ -3,11 +3,16 @@
 Schedule of one batch (SPEC: a free phase followed by a teacher phase on the same input spikes):
 
 1. **free phase** (only when ``P``/``Q`` or ``B`` are plastic): no teacher; the interneurons learn
-   to predict their partners (``P``), the apical inhibition learns to cancel the top-down input
-   (``Q``) and, with learned feedback, ``B`` mirrors the layer above. This keeps the circuit in the
-   self-predicting state while ``W`` changes.
-2. **teacher phase**, replaying the same input spikes: the teacher current nudges the output cells
-   and the bottom-up ``W`` learn by error-gated STDP on their apical error.
+   to predict their partners (``P``) and the apical inhibition learns to cancel the top-down input
+   (``Q``). This keeps the circuit in the self-predicting state while ``W`` changes. Each cell keeps
+   its free-phase apical integral and spike count (:class:`bioleaf.microcircuit.FreePhaseMemory`).
+2. **teacher phase**, on the same input spikes: the teacher current nudges the output cells and the
+   bottom-up ``W`` learn by error-gated STDP on their apical error; learned feedback ``B`` takes the
+   increments of its mirror ``W`` of the layer above, read from the change of its presynaptic cells'
+   counts (Kolen-Pollack, :func:`bioleaf.plasticity.feedback_kolen_pollack`).
+
+The two phases run side by side in one time loop, as one batch of twice the rows
+(:func:`bioleaf.microcircuit.present_phases`).
 
 With ideal interneurons and symmetric feedback (the special circumstance) nothing lateral is
 plastic and only the teacher phase runs. Before the first teacher phase, the trainer presents
@@ -23,7 +28,7 @@ import torch
 
 from ..equivalence import agreement, spiking_updates
 from ..losses import predict, spike_count_error, target_counts
-from ..microcircuit import Microcircuit, Plasticity, build_circuit, present
+from ..microcircuit import Microcircuit, Plasticity, build_circuit, present, present_phases
 from .base import BatchStats, Rule
 
 
@@ -34,19 +39,21 @@ class BioleafRule(Rule):
     def __init__(self, cfg, sizes, generator, device):
         super().__init__(cfg, sizes, generator, device)
         p = cfg.circuit
-        p.apical_couplings(len(sizes) - 2)  # a wrong count of multipliers fails here, before any training
+        p.validate_depth(len(sizes) - 2)  # without --arch the depth is known only here, before any training
         self.g_basal = p.g_basal
         self.circuit: Microcircuit = build_circuit(sizes, p, generator, cfg.init_scale, device)
         hidden = len(sizes) > 2
-        self.lateral = Plasticity(W=False, P=hidden and p.interneurons == "learned",
-                                  Q=hidden and p.interneurons == "learned", B=hidden and p.feedback == "learned")
-        groups = [{"params": [w], "lr": lr} for w, lr in zip(self.circuit.W, cfg.layer_lrs(len(self.circuit.W)))]
+        learned = hidden and p.interneurons == "learned"
+        self.lateral = Plasticity(W=False, P=learned, Q=learned)
+        self.learning = Plasticity(W=True, B=hidden and p.feedback == "learned")
+        lrs = cfg.layer_lrs(len(self.circuit.W))
+        groups = [{"params": [w], "lr": lr} for w, lr in zip(self.circuit.W, lrs)]
         if self.lateral.P:
             groups.append({"params": self.circuit.P + self.circuit.Q, "lr": cfg.lr_interneuron})
-        if self.lateral.B:
-            groups.append({"params": self.circuit.B, "lr": cfg.lr_feedback, "weight_decay": cfg.feedback_decay})
+        if self.learning.B:  # each B_l steps like its mirror W_{l+1} (plasticity.feedback_kolen_pollack)
+            groups += [{"params": [b], "lr": lr} for b, lr in zip(self.circuit.B, lrs[1:])]
         self.optimizer = self.make_optimizer(groups)
-        self.has_free_phase = self.lateral.P or self.lateral.B
+        self.has_free_phase = self.lateral.P or self.learning.B
         self.self_predict_left = torch.tensor(cfg.self_predict_batches if self.has_free_phase else 0)
         self.last_apical_residual: list[float] = []
 
@@ -70,26 +77,43 @@ class BioleafRule(Rule):
         """On a fixed probe batch with fixed spikes: the angle (degrees) between this circuit's ``W`` updates
         and the ST-BP gradient per layer, the teacher-free apical residual (mean ``|A| / T`` per hidden
         layer) and that residual relative to the same cells' apical signal in the teacher phase (0: the
-        interneurons cancel every top-down input the teacher did not cause)."""
+        interneurons cancel every top-down input the teacher did not cause); and the angle between each
+        hidden layer's feedback ``B_l`` and :math:`W_{l+1}^\top` (0: weight transport's feedback)."""
         gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 4)
         updates, grads, residual = spiking_updates(self.circuit, images, labels, self.cfg, gen)
         angles = [math.degrees(math.acos(max(-1.0, min(1.0, row["cosine"])))) for row in agreement(updates, grads)]
         ratio = [free / taught if taught > 0 else math.nan for free, taught in zip(residual.free, residual.teacher)]
-        return {"stbp_angle_deg": angles, "apical_residual": residual.free, "apical_residual_ratio": ratio}
+        return {"stbp_angle_deg": angles, "apical_residual": residual.free, "apical_residual_ratio": ratio,
+                "feedback_angle_deg": self.circuit.feedback_angles()}
 
-    def _present(self, images, labels, targets, generator, learn: Plasticity, baseline=None, apply=True):
-        """One presentation of this process's shard; applies (all-reduced) updates if any and ``apply``."""
+    def _present(self, images, labels, targets, generator, learn: Plasticity):
+        """One presentation of this process's shard (no teacher when ``targets`` is ``None``)."""
         c = self.cfg
         stream, _, n = self.local(images, labels, generator)
-        res = present(self.circuit, stream, targets, batch=n, steps=c.steps, neuron=c.neuron,
-                      params=c.circuit, learn=learn, apical_baseline=baseline)
-        if res.updates and apply:
-            self._apply(res.updates, images.shape[0])
-        return res
+        return present(self.circuit, stream, targets, batch=n, steps=c.steps, neuron=c.neuron, params=c.circuit,
+                       learn=learn)
+
+    def _present_phases(self, images, labels, targets, generator):
+        """The free and the teacher phase of this process's shard, side by side (:func:`present_phases`)."""
+        c = self.cfg
+        stream, _, n = self.local(images, labels, generator)
+        return present_phases(self.circuit, stream, targets, batch=n, steps=c.steps, neuron=c.neuron,
+                              params=c.circuit, lateral=self.lateral, learn=self.learning)
 
     def _apply(self, updates, batch):
         self.apply_changes(updates, 1.0 / batch)
+        if self.learning.B and any(k.startswith("B") for k in updates):
+            self._decay_mirrors()
         self.circuit.sync_ideal(self.cfg.circuit)
+
+    def _decay_mirrors(self):
+        r"""Learned feedback's decay: ``B_l`` and its mirror :math:`W_{l+1}` shrink by the same factor
+        :math:`1 - \eta_{l+1} \lambda_B` (``feedback_decay``, at :math:`W_{l+1}`'s current learning rate) after
+        every step, so the part of :math:`B_l - W_{l+1}^\top` their equal increments leave decays too."""
+        for b, w, group in zip(self.circuit.B, self.circuit.W[1:], self.optimizer.param_groups[1:]):
+            factor = 1.0 - group["lr"] * self.cfg.feedback_decay
+            b.mul_(factor)
+            w.mul_(factor)
 
     def self_predict(self, images, generator) -> list[float]:
         """One free-phase presentation (no teacher, lateral synapses plastic), counted against the initial
@@ -97,20 +121,20 @@ class BioleafRule(Rule):
         if int(self.self_predict_left) > 0:
             self.self_predict_left -= 1
         labels = torch.zeros(images.shape[0], dtype=torch.long, device=images.device)
-        return self._present(images, labels, None, generator, self.lateral).apical_residual
+        res = self._present(images, labels, None, generator, self.lateral)
+        if res.updates:
+            self._apply(res.updates, images.shape[0])
+        return res.apical_residual
 
     def train_batch(self, images, labels, generator):
         c = self.cfg
         local_labels = labels if self.shard is None else labels[self.shard]
         y = target_counts(local_labels, self.sizes[-1], c.circuit.target_high, c.circuit.target_low)
-        free = None
         if self.has_free_phase:
-            replay = generator.get_state()
-            free = self._present(images, labels, None, generator, self.lateral, apply=False)
-            generator.set_state(replay)
-        baseline = free.apical_sums if free is not None and c.circuit.contrastive else None
-        teach = self._present(images, labels, y, generator, Plasticity(W=True), baseline, apply=False)
-        # every change of this batch (free-phase P, Q, B and teacher-phase W) in one synchronous step
+            free, teach = self._present_phases(images, labels, y, generator)
+        else:
+            free, teach = None, self._present(images, labels, y, generator, self.learning)
+        # every change of this batch (free-phase P, Q and teacher-phase W, B) in one synchronous step
         self._apply({**(free.updates if free is not None else {}), **teach.updates}, images.shape[0])
         self.last_apical_residual = (free or teach).apical_residual
         if teach.free_output is not None:  # the teacher-free copy: what inference would answer
