@@ -269,7 +269,7 @@ CASES = [
      "--arch: digits needs 64 inputs and 10 outputs (e.g. 64-400-10), got 784-32-10"),
     ("arch-outputs", T + ["--arch", "64-32-5"], USAGE, "--arch: digits needs 64 inputs and 10 outputs"),
     ("arch-too-big", T + ["--arch", "64-100000-100000-10"], USAGE,
-     "--arch: 64-100000-100000-10 has 10007400000 bottom-up synapses, more than the supported 100000000"),
+     "--arch: 64-100000-100000-10 has 10007400000 bottom-up synapses, more than the supported 300000000"),
     # -------------------------------------------------------------------------------------- --device
     pytest.param(T + ["--device", "cuda"], USAGE, "--device cuda: CUDA is not available on this machine (use --device cpu)",
                  id="device-cuda", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
@@ -328,6 +328,17 @@ CASES = [
      "compare: use --rules and --seeds (not --rule/--seed)"),
     ("compare-seeds", ["compare", "--dataset", "digits", "--seeds", "0,x", "--out", "{fresh}"], USAGE,
      "--seeds: expected comma-separated integers, got '0,x'"),
+    ("bench-device", ["bench", "--device", "gpu"], USAGE, "--device: expected one of cpu, cuda, cuda:N, got 'gpu'"),
+    pytest.param(["bench", "--scaling", "--device", "cuda"], USAGE, "--device cuda: CUDA is not available on this machine",
+                 id="bench-device-cuda", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
+    ("bench-out-without-scaling", ["bench", "--out", "{fresh}"], USAGE, "--out: only with --scaling"),
+    ("bench-budget-without-scaling", ["bench", "--memory-budget", "100"], USAGE, "--memory-budget: only with --scaling"),
+    ("bench-budget-zero", ["bench", "--scaling", "--memory-budget", "0", "--out", "{fresh}"], USAGE,
+     "--memory-budget: expected a number of MB > 0, got 0.0"),
+    ("bench-budget-text", ["bench", "--scaling", "--memory-budget", "lots"], USAGE,
+     "argument --memory-budget: invalid number: 'lots'"),
+    ("bench-out-under-a-file", ["bench", "--scaling", "--out", "{a_file}/sub"], USAGE,
+     "--out {a_file}/sub: cannot create directory"),
 ]
 
 
