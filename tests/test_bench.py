@@ -5,6 +5,7 @@ No timing is asserted: the machine running the tests may be shared with other jo
 
 import json
 import math
+import resource
 import sys
 
 import pytest
@@ -12,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from bioleaf import bench, cli
+from bioleaf import bench, cli, scaling
 from bioleaf.config import TrainConfig
 from bioleaf.encoding import Encoder
 from bioleaf.errors import UsageError
@@ -20,6 +21,7 @@ from bioleaf.losses import count_cross_entropy
 from bioleaf.microcircuit import CircuitParams
 from bioleaf.network import simulate
 from bioleaf.neurons import NeuronParams
+from bioleaf.presets import PRESETS
 from bioleaf.rules import make_rule
 from bioleaf.rules.bptt import surrogate_spike
 
@@ -28,14 +30,23 @@ RAW_KEYS = ("bioleaf_samples_per_s", "bptt_samples_per_s", "snntorch_samples_per
             "bioleaf_gflop_per_batch")
 
 
+def check_bench_result(result: dict, device: str) -> None:
+    """What every ``bioleaf bench --quick --json`` run returns (also on a GPU: tests/test_cuda.py)."""
+    for key in bench.REQUIRED_KEYS + RAW_KEYS:
+        value = result[key]
+        assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (key, value)
+    assert result["quick"] is True and result["device"] == device
+    assert result["bioleaf_circuit"].endswith("copied-feedback, copied-interneurons, teacher-free-copy")
+    assert result["bioleaf_local_circuit"].endswith("idealisations: none")
+    assert result["bioleaf_phases"] == 1 and result["bioleaf_local_phases"] == 2
+
+
 def test_quick_bench_through_the_cli_returns_every_key_finite_and_positive(capsys):
     pytest.importorskip("snntorch")
     assert cli.main(["bench", "--quick", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    for key in bench.REQUIRED_KEYS + RAW_KEYS:
-        value = result[key]
-        assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (key, value)
-    assert result["quick"] is True and result["memory_method"] in ("clear_refs", "sampling")
+    check_bench_result(result, "cpu")
+    assert result["memory_method"] in ("clear_refs", "sampling")
 
 
 def test_bench_without_snntorch_is_a_usage_error(monkeypatch):
@@ -132,3 +143,113 @@ def test_matmul_replay_runs_the_listed_products():
         run()
     assert counter.get_total_flops() == sum(m.flops for m in matmuls)
 
+
+
+# --------------------------------------------------------------------------- the benchmarked circuits
+def test_the_idealised_circuit_is_the_fashion_mnist_preset_s_and_the_local_one_has_no_idealisation():
+    idealised = bench.bench_config("bioleaf", "784-16-16-10", 30, 8, "idealised")
+    local = bench.bench_config("bioleaf", "784-16-16-10", 30, 8, "local")
+    assert idealised.idealisations == ["copied-feedback", "copied-interneurons", "teacher-free-copy"]
+    assert local.idealisations == [] and local.circuit.interneurons == "learned"
+    assert bench.bench_config("bioleaf", "784-16-16-10", 30, 8) == idealised
+    with pytest.raises(UsageError, match="circuit must be idealised or local"):
+        bench.circuit_values("default")
+
+
+def test_the_fully_local_circuit_is_read_from_the_fashion_mnist_local_preset_once_there_is_one(monkeypatch):
+    monkeypatch.delitem(PRESETS, bench.LOCAL_PRESET, raising=False)
+    assert bench.circuit_values("local") == bench.LOCAL_CIRCUIT
+    monkeypatch.setitem(PRESETS, bench.LOCAL_PRESET, {"dataset": "fashion-mnist", "epochs": 3, **bench.LOCAL_CIRCUIT,
+                                                      "circuit.g_apical": 0.7})
+    assert bench.circuit_values("local") == {**bench.LOCAL_CIRCUIT, "circuit.g_apical": 0.7}
+    assert bench.make_trainer("bioleaf_local", "784-16-16-10", 10, 4, torch.device("cpu")).cfg.circuit.g_apical == 0.7
+
+
+@pytest.mark.parametrize("arch", ["64-64", "784-16-16-10"])
+def test_every_trainer_trains_a_batch_also_without_a_hidden_layer(arch):
+    pytest.importorskip("snntorch")
+    sizes = [int(n) for n in arch.split("-")]
+    xs, ys, source = bench.fixed_batches(arch, 4, 1, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert source == "uniform-noise" and xs[0].shape == (4, sizes[0])
+    for name in bench.TRAINERS:
+        stats = bench.make_trainer(name, arch, 12, 4, torch.device("cpu")).train_batch(
+            xs[0], ys[0], torch.Generator().manual_seed(1))
+        assert stats.samples == 4 and math.isfinite(stats.loss_sum), name
+
+
+# --------------------------------------------------------------------------- scaling
+def check_scaling_run(result: dict, out, device: str) -> None:
+    """What ``bioleaf bench --scaling --quick --json`` returns and writes (also on a GPU: tests/test_cuda.py)."""
+    rows = result["rows"]
+    sweeps = [r["sweep"] for r in rows]
+    assert list(dict.fromkeys(sweeps)) == ["width", "T", "batch"] + (["community"] if device == "cuda" else [])
+    assert result["device"] == device and result["quick"] is True
+    for r in rows:
+        assert r["rule"] in scaling.SCALING_TRAINERS and not r["oom"], r
+        assert math.isfinite(r["samples_per_s"]) and r["samples_per_s"] > 0 and r["peak_mb"] >= 0, r
+        assert r["over_snntorch"] > 0 and (r["rule"] != "snntorch" or r["over_snntorch"] == 1.0), r
+    width, steps, batch = scaling.QUICK_SCALING.centre
+    centre = {(r["sweep"], r["rule"]): r["samples_per_s"] for r in rows
+              if r["value"] == {"width": width, "T": steps, "batch": batch}.get(r["sweep"])}
+    for name in scaling.SCALING_TRAINERS:  # the shape the three sweeps share is measured once
+        assert centre["width", name] == centre["T", name] == centre["batch", name]
+    assert json.loads((out / "results.json").read_text()) == result
+    table = (out / "results.md").read_text()
+    assert table.count("| width |") == 1 and all(label in table for label in scaling.LABELS.values())
+    assert (out / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_quick_scaling_through_the_cli_measures_every_trainer_and_writes_table_json_and_png(capsys, tmp_path):
+    pytest.importorskip("snntorch")
+    assert cli.main(["bench", "--scaling", "--quick", "--out", str(tmp_path), "--json"]) == 0
+    check_scaling_run(json.loads(capsys.readouterr().out), tmp_path, "cpu")
+
+
+def test_a_memory_probe_past_its_budget_reports_oom_and_leaves_the_limit_as_it_was():
+    before = resource.getrlimit(resource.RLIMIT_AS)
+    result = bench.memory_probe("bptt", 50, "784-64-64-10", 32, 1, budget_mb=1)
+    assert result["oom"] is True and "peak_mb" not in result
+    assert resource.getrlimit(resource.RLIMIT_AS) == before
+    result = bench.memory_probe("bptt", 50, "784-64-64-10", 32, 1, budget_mb=1000)
+    assert result["oom"] is False and result["peak_mb"] > 1 and result["method"] in ("clear_refs", "sampling")
+
+
+def test_scaling_probes_run_in_fresh_processes_and_one_past_its_budget_reports_oom():
+    pytest.importorskip("snntorch")
+    common = {"batches": 1, "seed": 0, "threads": 1, "device": "cpu"}
+    specs = [{"rule": "snntorch", "steps": 5, "arch": "784-16-16-10", "batch": 4, "budget_mb": 4096.0, **common},
+             {"rule": "bptt", "steps": 50, "arch": "784-64-64-10", "batch": 32, "budget_mb": 1.0, **common}]
+    fitted, past = bench.run_probes(specs, parallel=2, timeout_s=120)
+    assert fitted["rule"] == "snntorch" and fitted["oom"] is False and fitted["peak_mb"] >= 0
+    assert fitted["rss_before_mb"] > 50  # torch is loaded: a process of its own, not this one
+    assert past["rule"] == "bptt" and past["oom"] is True
+
+
+def test_trainers_out_of_memory_are_marked_oom_instead_of_failing_the_sweep(monkeypatch, tmp_path):
+    """bptt's probe runs out of memory (it is then not timed), snnTorch runs out while it is timed."""
+    pytest.importorskip("snntorch")
+    def probes(specs, **kwargs):
+        return [{**spec, "oom": True} if spec["rule"] == "bptt" else {**spec, "oom": False, "peak_mb": 1.5}
+                for spec in specs]
+    monkeypatch.setattr(bench, "run_probes", probes)
+    calls = []
+
+    def train_batch(self, images, labels, generator):
+        calls.append(1)
+        if len(calls) > 1:  # the warm-up batch fits, the first timed one does not
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    monkeypatch.setattr(bench.SnnTorchTrainer, "train_batch", train_batch)
+    settings = scaling.ScalingSettings(widths=(8, 16), steps=(4,), batch_sizes=(2,), centre=(8, 4, 2), rounds=2)
+    result = scaling.run_scaling(settings=settings, out=tmp_path)
+    rows = {(r["value"], r["rule"]): r for r in result["rows"] if r["sweep"] == "width"}
+    assert rows[8, "bptt"]["oom"] and rows[8, "bptt"]["samples_per_s"] is None and rows[8, "bptt"]["peak_mb"] is None
+    assert rows[8, "snntorch"]["oom"] and rows[8, "snntorch"]["samples_per_s"] is None
+    assert rows[8, "snntorch"]["peak_mb"] == 1.5  # it fitted while probed
+    assert rows[16, "snntorch"]["oom"]  # a new trainer at the next width: out of memory again
+    for value in (8, 16):
+        for name in ("bioleaf", "bioleaf_local"):
+            row = rows[value, name]
+            assert not row["oom"] and row["samples_per_s"] > 0 and row["over_snntorch"] is None, row
+    table = (tmp_path / "results.md").read_text()
+    assert "| 8 | " in table and table.count(" OOM |") == 4 * 3  # 4 rows: bptt's speed and memory, snnTorch's speed
+    assert (tmp_path / "scaling.png").stat().st_size > 0

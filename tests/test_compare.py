@@ -5,19 +5,22 @@ import json
 import shutil
 
 
+QUICK_COMPARE = ("--dataset", "digits", "--arch", "64-32-10", "--epochs", "1", "--limit", "300", "--steps", "10",
+                 "--threads", "1", "--rules", "bioleaf,stbp,bptt", "--feedbacks", "symmetric,random")
+"""Every rule and two feedback modes, one quick epoch on the digits (also run on a GPU: tests/test_cuda.py)."""
+VARIANTS = [("bioleaf", "symmetric"), ("bioleaf", "random"), ("stbp", ""), ("bptt", "")]
+
+
 def _accuracies(rows: list[dict]) -> list[tuple[float, float]]:
     return [(r["test_accuracy_mean"], r["test_accuracy_std"]) for r in rows]
 
 
 def test_quick_compare_on_digits(run_cli, tmp_path):
-    args = ("compare", "--dataset", "digits", "--arch", "64-32-10", "--epochs", "1", "--limit", "300",
-            "--steps", "10", "--threads", "1", "--rules", "bioleaf,stbp,bptt", "--feedbacks", "symmetric,random",
-            "--seeds", "0,1", "--out", str(tmp_path), "--json")
+    args = ("compare", *QUICK_COMPARE, "--seeds", "0,1", "--out", str(tmp_path), "--json")
     code, out, err = run_cli(*args, "--jobs", "2")
     assert code == 0, err
     rows = json.loads(out)
-    assert [(r["rule"], r["feedback"]) for r in rows] == [("bioleaf", "symmetric"), ("bioleaf", "random"),
-                                                         ("stbp", ""), ("bptt", "")]
+    assert [(r["rule"], r["feedback"]) for r in rows] == VARIANTS
     for r in rows:
         assert r["seeds"] == 2 and 0.0 <= r["test_accuracy_mean"] <= 1.0 and r["samples_per_second"] > 0
     # the default circuit has learned interneurons and a nudged reference: only its feedback can be copied

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from .config import DATASETS, RULE_NAMES, TRAIN_FLAGS, TrainConfig
-from .errors import BioleafError, LocalityError, UsageError
+from .errors import BioleafError, LocalityError, UsageError, is_out_of_memory
 from .presets import PRESETS
 
 EQUIVALENCE_STEPS = 50
@@ -101,10 +101,20 @@ def build_parser() -> Parser:
     pl.add_argument("dir", help="a directory written by bioleaf train")
     pl.add_argument("--sample", type=int, default=0, help="test sample shown in rasters (default 0)")
 
-    b = sub.add_parser("bench", help="speed, memory and GFLOP/s of bioleaf, bptt and snnTorch")
+    _add_bench_flags(sub.add_parser("bench", help="speed, memory and GFLOP/s of bioleaf, bptt and snnTorch"))
+    return parser
+
+
+def _add_bench_flags(b: argparse.ArgumentParser) -> None:
     b.add_argument("--json", action="store_true")
     b.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test of the bench itself)")
-    return parser
+    b.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    b.add_argument("--scaling", action="store_true", help="instead: speed and peak memory over hidden width, T and "
+                   "batch (on a GPU also the community benchmark's 16384-cell layer); tables, JSON and PNG in --out")
+    b.add_argument("--out", default=None, help="--scaling: output directory (default runs/bench-scaling)")
+    b.add_argument("--memory-budget", type=_float, default=None, metavar="MB",
+                   help="--scaling on a CPU: memory one training point may add before it counts as out of memory "
+                        "(default 4096)")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -291,9 +301,19 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
+    from .bench import bench_device, run_bench
+    from .scaling import DEFAULT_OUT, run_scaling, scaling_summary
 
-    result = run_bench(quick=args.quick)
+    device = bench_device(args.device)
+    if args.scaling:
+        out = Path(args.out) if args.out is not None else DEFAULT_OUT
+        result = run_scaling(device, quick=args.quick, out=out, budget_mb=args.memory_budget)
+        print(json.dumps(result) if args.json else scaling_summary(result, out))
+        return 0
+    for flag, value in (("--out", args.out), ("--memory-budget", args.memory_budget)):
+        if value is not None:
+            raise UsageError(f"{flag}: only with --scaling")
+    result = run_bench(quick=args.quick, device=device)
     print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
     return 0
 
@@ -310,7 +330,7 @@ def _unexpected(e: Exception) -> str:
     if isinstance(e, OSError):
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         return f"{where}{e.strerror or first or type(e).__name__}"
-    if isinstance(e, MemoryError) or "can't allocate memory" in first or "out of memory" in first.lower():
+    if is_out_of_memory(e):
         return "out of memory (use a smaller --arch or --batch-size)"
     return f"internal error: {type(e).__name__}: {first[:300]} (rerun with --debug for the traceback, and please report it)"
 

@@ -181,10 +181,7 @@ def _write_tables(rows: list[dict], cfg: TrainConfig, seeds: list[int], out: Pat
 
 
 def _plot(runs: dict[Variant, list[tuple[dict, list[dict]]]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import plt, save_png
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, (v, results) in enumerate(runs.items()):
@@ -199,11 +196,7 @@ def _plot(runs: dict[Variant, list[tuple[dict, list[dict]]]], path: Path) -> Non
     ax.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy per epoch (band: min-max over seeds)")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_png(fig, path)
 
 
 def rules_and_feedbacks(rules: str, feedbacks: str) -> tuple[list[str], list[str]]:

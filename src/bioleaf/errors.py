@@ -34,3 +34,13 @@ class LocalityError(BioleafError):
     idealisation explains (exit code 1)."""
 
     exit_code = 1
+
+
+_OUT_OF_MEMORY = ("can't allocate memory", "out of memory", "bad_alloc")
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` says that memory ran out: Python's ``MemoryError``, torch's CPU allocator ("can't
+    allocate memory"), a C++ ``std::bad_alloc`` or CUDA's ``torch.cuda.OutOfMemoryError`` ("out of memory")."""
+    text = " ".join(str(e).split()).lower()
+    return isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and any(m in text for m in _OUT_OF_MEMORY))

@@ -374,7 +374,7 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
     run = circuit_copies(circuit, params, neuron, teacher, batch)
     recorder = Recorder() if record else None
     errors = run_presentation(run, circuit, spikes, steps, neuron, recorder)
-    if params.feedback == "learned" and teacher is not None and (learn.W or learn.B):
+    if params.feedback == "learned" and circuit.B and teacher is not None and (learn.W or learn.B):
         raise ValueError("learned feedback reads the free phase's counts: present the two phases with present_phases")
     updates = plastic_updates(circuit, run, errors, learn, teacher is not None, None, False, steps)
     return presentation_of(run, updates, steps, recorder)

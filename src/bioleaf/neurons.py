@@ -78,8 +78,9 @@ class IFState(NamedTuple):
 
 
 def if_init(batch: int, n: int, *, device: torch.device | str = "cpu",
-            dtype: torch.dtype = torch.float32) -> IFState:
-    """A population at rest: all zeros, shape ``[batch, n]``."""
+            dtype: torch.dtype | None = None) -> IFState:
+    """A population at rest: all zeros, shape ``[batch, n]`` (``dtype`` ``None``: torch's default dtype, like
+    every other state tensor of a presentation)."""
     z = torch.zeros(batch, n, device=device, dtype=dtype)
     return IFState(z, z, z, z)
 

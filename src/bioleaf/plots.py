@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -53,10 +54,13 @@ def plot_run(run_dir: Path, sample: int = 0) -> list[Path]:
     return written
 
 
-def _save(fig, path: Path) -> Path:
+def save_png(fig, path: Path) -> Path:
+    """Write ``fig`` as a PNG to ``path`` atomically (a reader never sees half a file) and close it."""
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
+    ckpt.atomic_write_bytes(path, buf.getvalue())
     return path
 
 
@@ -70,7 +74,7 @@ def _learning_curves(rows: list[dict], path: Path) -> Path:
     ax.set(xlabel="epoch", ylabel="accuracy", title="learning curves")
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _alignment(rows: list[dict], path: Path) -> Path:
@@ -95,7 +99,7 @@ def _alignment(rows: list[dict], path: Path) -> Path:
         a3.legend()
     for a in (a1, a2, a3):
         a.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _activity(cfg: TrainConfig, sizes: list[int], tensors: dict, run_dir: Path, sample: int) -> list[Path]:
@@ -127,7 +131,7 @@ def _activity(cfg: TrainConfig, sizes: list[int], tensors: dict, run_dir: Path, 
         ax.set_ylabel(_panel_name(key, hidden), fontsize=8)
     axes[0].set_title(f"spike rasters, test sample {sample} (label {int(label)}), teacher on")
     axes[-1].set_xlabel("time step")
-    paths = [_save(fig, run_dir / "rasters.png")]
+    paths = [save_png(fig, run_dir / "rasters.png")]
     fig, axes = plt.subplots(1, hidden, figsize=(5 * hidden, 3.2), squeeze=False)
     for l, ax in enumerate(axes[0]):
         free, teach = runs["free"][f"apical{l}"][:, 0], runs["teacher"][f"apical{l}"][:, 0]
@@ -139,7 +143,7 @@ def _activity(cfg: TrainConfig, sizes: list[int], tensors: dict, run_dir: Path, 
         ax.set(xlabel="time step", ylabel="apical potential",
                title=f"hidden layer {l + 1}: dashed no teacher, solid teacher")
         ax.legend(fontsize=7)
-    paths.append(_save(fig, run_dir / "apical.png"))
+    paths.append(save_png(fig, run_dir / "apical.png"))
     return paths
 
 

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The GPU check, for a CUDA machine that has PyTorch and no internet, in under 8 minutes:
+#   1. the tests marked `cuda` (pytest -m cuda: every rule trains one digits epoch on the GPU, the
+#      microcircuit's updates equal the CPU's, a run trained on the GPU loads on a CPU, compare and the
+#      quick bench run there); none of them may skip;
+#   2. bioleaf bench --device cuda --json;
+#   3. bioleaf bench --scaling --device cuda (with the community benchmark's 16384-cell layer).
+#
+#   bash scripts/gpu_check.sh [OUT_DIR]     # default $OUT when set, else runs/gpu-check
+#
+# OUT_DIR receives gpu-check.log (everything printed), cuda-tests.xml, bench.json and scaling/ (results.json,
+# results.md, scaling.png). PYTHON names the interpreter that has PyTorch (default python3). The project's
+# other dependencies (pyproject.toml: its dependencies and the test and bench extras; usually only snntorch,
+# nir and nirtorch are missing) are installed offline from wheels: $WHEELS, else wheels/ or .whl/ in this
+# checkout, else ../wheels beside it (make them on a machine with internet: pip download --no-deps -d wheels
+# snntorch nir nirtorch). The checkout itself is installed into that Python with pip install --no-deps -e .
+# (when that fails, bioleaf runs from src/). Every failure ends the check with one line starting with
+# "gpu_check:".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+OUT_DIR=${1:-${OUT:-runs/gpu-check}}
+DEADLINE=$((SECONDS + ${GPU_CHECK_SECONDS:-470}))
+
+fail() { echo "gpu_check: $*" >&2; exit 1; }
+
+command -v "$PY" >/dev/null 2>&1 || fail "no $PY on PATH (set PYTHON to the Python that has PyTorch)"
+"$PY" -c 'import torch' 2>/dev/null || fail "$PY cannot import torch: this check needs PyTorch built with CUDA"
+"$PY" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' 2>/dev/null \
+  || fail "torch $("$PY" -c 'import torch; print(torch.__version__)') sees no CUDA GPU (torch.cuda.is_available() is False)"
+mkdir -p "$OUT_DIR/scaling" 2>/dev/null || fail "cannot create $OUT_DIR/scaling"
+LOG=$OUT_DIR/gpu-check.log
+: >"$LOG" || fail "cannot write $LOG"
+
+# The distributions pyproject.toml asks for (torch aside) that this Python lacks.
+missing=$("$PY" - <<'EOF'
+import re, tomllib
+from importlib.metadata import PackageNotFoundError, version
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+wanted = project["dependencies"] + project["optional-dependencies"]["test"] + project["optional-dependencies"]["bench"]
+names = [re.match(r"[A-Za-z0-9_.\-]+", r).group(0) for r in wanted]
+def absent(name):
+    try:
+        version(name)
+    except PackageNotFoundError:
+        return True
+    return False
+print(" ".join(n for n in names if n != "torch" and absent(n)))
+EOF
+) || fail "cannot read the dependencies from pyproject.toml (needs Python >= 3.11)"
+if [ -n "$missing" ]; then
+  wheels=""
+  for dir in "${WHEELS:-}" wheels .whl ../wheels; do
+    if [ -n "$dir" ] && [ -d "$dir" ]; then wheels=$dir; break; fi
+  done
+  [ -n "$wheels" ] || fail "missing Python packages: $missing; bring their wheels in wheels/ (pip download --no-deps -d wheels $missing) or set WHEELS"
+  "$PY" -m pip install -q --no-index --find-links "$wheels" $missing >>"$LOG" 2>&1 \
+    || fail "could not install $missing from $wheels: $(grep -E 'ERROR' "$LOG" | tail -1)"
+fi
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+if ! "$PY" -m pip install -q --no-deps --no-build-isolation -e . >>"$LOG" 2>&1; then
+  echo "gpu_check: notice: pip install --no-deps -e . failed (see $LOG); running bioleaf from src/ instead" | tee -a "$LOG"
+fi
+"$PY" -c 'import bioleaf, snntorch' 2>>"$LOG" || fail "bioleaf or snntorch does not import: $(tail -1 "$LOG")"
+{ echo "gpu_check: $(date -u +%FT%TZ) $(git rev-parse --short HEAD 2>/dev/null || echo 'no git')"
+  "$PY" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda, torch.cuda.get_device_name(0))'
+  nvidia-smi -L 2>/dev/null || true; } | tee -a "$LOG"
+
+# step NAME OUTPUT COMMAND...: run COMMAND with the time left; its stdout to OUTPUT, everything to the log.
+step() {
+  local name=$1 output=$2 left=$((DEADLINE - SECONDS)) rc
+  shift 2
+  [ "$left" -gt 20 ] || fail "$name: not started, the check's $((${GPU_CHECK_SECONDS:-470} / 60))-minute budget is spent"
+  echo "gpu_check: $name (at most ${left}s)" | tee -a "$LOG"
+  timeout "$left" "$@" 2>>"$LOG" | tee -a "$LOG" >"$output"
+  rc=${PIPESTATUS[0]}
+  [ "$rc" -ne 124 ] || fail "$name: ran past the check's budget (killed after ${left}s; see $LOG)"
+  [ "$rc" -eq 0 ] || fail "$name: failed with exit code $rc: $(grep -v '^\s*$' "$LOG" | tail -1)"
+}
+
+step "tests marked cuda" /dev/stdout "$PY" -m pytest -m cuda -p no:cacheprovider -rs -q \
+  --junitxml="$OUT_DIR/cuda-tests.xml" tests
+ran=$("$PY" - "$OUT_DIR/cuda-tests.xml" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suite = root if root.tag == "testsuite" else root.find("testsuite")
+tests, skipped = int(suite.get("tests")), int(suite.get("skipped"))
+print(tests if tests and not skipped else f"0 ({skipped} of {tests} skipped)")
+EOF
+)
+[[ "$ran" =~ ^[1-9][0-9]*$ ]] || fail "tests marked cuda: none may skip on a GPU machine, got $ran (see $LOG)"
+step "bioleaf bench --device cuda --json" "$OUT_DIR/bench.json" "$PY" -m bioleaf bench --device cuda --json
+step "bioleaf bench --scaling --device cuda" /dev/stdout "$PY" -m bioleaf bench --scaling --device cuda \
+  --out "$OUT_DIR/scaling"
+"$PY" - "$OUT_DIR/bench.json" <<'EOF' | tee -a "$LOG"
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"gpu_check: passed on {r['gpu']}: BioLeaF / snnTorch samples/s {r['bioleaf_over_snntorch']:.2f} (idealised), "
+      f"{r['bioleaf_local_over_snntorch']:.2f} (fully local); bptt / snnTorch {r['bptt_over_snntorch']:.2f}; "
+      f"memory T=100 / T=10: BioLeaF {r['bioleaf_memory_ratio_T100_T10']:.2f}, bptt {r['bptt_memory_ratio_T100_T10']:.2f}")
+EOF
+echo "gpu_check: $ran cuda tests passed; results in $OUT_DIR (bench.json, scaling/results.md, scaling/scaling.png)"
