@@ -156,12 +156,12 @@ def test_the_idealised_circuit_is_the_fashion_mnist_preset_s_and_the_local_one_h
         bench.circuit_values("default")
 
 
-def test_the_fully_local_circuit_is_read_from_the_fashion_mnist_local_preset_once_there_is_one(monkeypatch):
-    monkeypatch.delitem(PRESETS, bench.LOCAL_PRESET, raising=False)
-    assert bench.circuit_values("local") == bench.LOCAL_CIRCUIT
-    monkeypatch.setitem(PRESETS, bench.LOCAL_PRESET, {"dataset": "fashion-mnist", "epochs": 3, **bench.LOCAL_CIRCUIT,
-                                                      "circuit.g_apical": 0.7})
-    assert bench.circuit_values("local") == {**bench.LOCAL_CIRCUIT, "circuit.g_apical": 0.7}
+def test_the_fully_local_circuit_is_read_from_the_fashion_mnist_local_preset(monkeypatch):
+    local = bench.circuit_values("local")
+    assert local["circuit.feedback"] == "learned" and "circuit.interneurons" not in local
+    assert bench.bench_config("bioleaf", "784-16-16-10", 10, 4, "local").idealisations == []
+    monkeypatch.setitem(PRESETS, bench.LOCAL_PRESET, {**PRESETS[bench.LOCAL_PRESET], "circuit.g_apical": 0.7})
+    assert bench.circuit_values("local") == {**local, "circuit.g_apical": 0.7}
     assert bench.make_trainer("bioleaf_local", "784-16-16-10", 10, 4, torch.device("cpu")).cfg.circuit.g_apical == 0.7
 
 

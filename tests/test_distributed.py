@@ -32,6 +32,7 @@ from bioleaf import checkpoint as ckpt
 from bioleaf.config import TrainConfig
 from bioleaf.data import load_dataset
 from bioleaf.errors import DataError, DivergenceError
+from bioleaf.microcircuit import CircuitParams
 from bioleaf.parallel import LAUNCH_VARS, TIMEOUT_ENV
 from bioleaf.train import Interrupted, Parallel, Trainer
 
@@ -43,6 +44,7 @@ RUNS = {  # 1293 training digits: 41 batches, the last of 13 rows (shards of 7 a
     "bptt": dict(rule="bptt", grad_sums="float64"),
     "bptt-empty-shard": dict(rule="bptt", grad_sums="float64", limit=100, batch_size=89),  # 90 samples: a 1-row batch, rank 1 idle
     "bioleaf-empty-shard": dict(rule="bioleaf", limit=100, batch_size=89, self_predict_batches=0),
+    "bioleaf-learned-feedback": dict(rule="bioleaf", self_predict_batches=2, circuit=CircuitParams(feedback="learned")),
 }
 TOLERANCE = 1e-5
 RUN_FILES = {"config.json", "metrics.jsonl", "checkpoint.safetensors", "model.safetensors", "summary.json"}

@@ -3,8 +3,8 @@ r"""``bioleaf bench``: speed, memory and arithmetic throughput of BioLeaF agains
 Three measurements, in one run (see ``docs/bench_notes.md`` for numbers and caveats):
 
 (a) **Training speed** (samples/second) of ``bioleaf`` with its two benchmarked circuits (the idealised
-    one of the ``fashion-mnist`` preset, the headline's, and the fully local one, with learned
-    interneurons: a free phase *and* a teacher phase per batch; :func:`circuit_values` names both), of
+    one of the ``fashion-mnist`` preset, and the fully local one of ``fashion-mnist-local``, with learned
+    interneurons and feedback: a free phase *and* a teacher phase per batch; :func:`circuit_values`), of
     our ``bptt`` (float32 and float64 gradient sums) and of the same network built from stock snnTorch
     parts (:class:`SnnTorchTwin`), on 784-400-400-10, ``T = 20``, batch 100. The trainers take turns
     batch by batch (A, B, C, ... with a rotating order) and each speed is the batch size over the
@@ -98,20 +98,16 @@ process that pays ~2.5 s CPU to import torch (with ``torch._dynamo``, pulled in 
 
 
 LOCAL_PRESET = "fashion-mnist-local"
-LOCAL_CIRCUIT = {"circuit.interneurons": "learned", "circuit.error_reference": "nudged", "circuit.feedback": "random"}
 
 
 def circuit_values(circuit: str) -> dict[str, object]:
     """The microcircuit settings of the two BioLeaF configurations the bench times (config field names),
     named here and nowhere else. ``"idealised"``: the circuit of the ``fashion-mnist`` preset (copied
     feedback, copied interneurons and the teacher-free copy: the equivalence configuration of the
-    headline). ``"local"``: the fully local circuit, the one of the ``fashion-mnist-local`` preset when
-    :data:`bioleaf.presets.PRESETS` has it, else :data:`LOCAL_CIRCUIT` (learned interneurons, errors
-    against the nudged activity, random feedback: no idealisation)."""
+    configuration). ``"local"``: the fully local circuit of the ``fashion-mnist-local`` preset (learned
+    interneurons and feedback, errors against the circuit's own free phase: no idealisation)."""
     if circuit not in ("idealised", "local"):
         raise UsageError(f"bench: circuit must be idealised or local, got {circuit!r}")
-    if circuit == "local" and LOCAL_PRESET not in PRESETS:
-        return dict(LOCAL_CIRCUIT)
     name = "fashion-mnist" if circuit == "idealised" else LOCAL_PRESET
     return {k: v for k, v in PRESETS[name].items() if k.startswith("circuit.")}
 

@@ -11,7 +11,9 @@ compartments and one interneuron per pyramidal cell of the layer above:
     I^I_l(t) &= g_B\, P_l\, x_l(t)                                  &&\text{interneuron soma}
 
 (:math:`g_{A,l}`: ``g_apical`` times the layer's ``g_apical_layers`` multiplier; ``"0"`` leaves the
-lowest hidden layer's soma unnudged, docs/theory.md section 2.) Output cells are nudged by the
+lowest hidden layer's soma unnudged, docs/theory.md section 2. With direct feedback every hidden layer's
+``B_l`` comes from the output cells, :math:`B_l\, x_{L-1}(t-1)`: :meth:`CircuitParams.feedback_sources`.)
+Output cells are nudged by the
 teacher, a conductance-like current that pulls their somatic drive toward the target rate
 :math:`y_k \vartheta / T`; their apical (error) input is the teacher's pull measured against the
 cell's own prediction of its teacher-free rate:
