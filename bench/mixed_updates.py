@@ -46,9 +46,9 @@ class MixedRule(BioleafRule):
         super().__init__(cfg, sizes, generator, device)
         self.layers, self.output_error = layers, output_error
 
-    def _present(self, images, labels, targets, generator, learn, baseline=None, apply=True):
+    def _present(self, images, labels, targets, generator, learn):
         start = generator.get_state()
-        res = super()._present(images, labels, targets, generator, learn, baseline, apply=False)
+        res = super()._present(images, labels, targets, generator, learn)
         if targets is not None and learn.W:
             after = generator.get_state()
             generator.set_state(start)  # the same input spikes as the presentation
@@ -60,8 +60,6 @@ class MixedRule(BioleafRule):
             grads = gradients(self.circuit.W, fwd, targets, c.neuron.threshold)
             for l in self.layers:
                 res.updates[f"W{l}"] = (-grads[l]).to(res.updates[f"W{l}"].dtype)
-        if res.updates and apply:
-            self._apply(res.updates, images.shape[0])
         return res
 
 

@@ -236,6 +236,7 @@ def test_second_sigint_exits_at_once_and_keeps_the_checkpoint(digits_idx, tmp_pa
             proc.kill()
             proc.wait()
     assert proc.returncode == 130, err
+    err = "".join(line for line in err.splitlines(True) if not line.startswith("warning: epoch"))  # one batch: chance
     assert one_line(err) == (f"bioleaf train: interrupted; the last checkpoint {out / CKPT} is intact: "
                              "continue with the same command plus --resume")
     assert (out / CKPT).read_bytes() == before and position(out / CKPT) == (1, 0)
