@@ -372,12 +372,12 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
     ``record=True`` also keeps every step's spikes and apical potentials, ``[T, batch, n]`` (for plots only).
     Rules that read the free phase (a contrastive baseline, learned feedback) need :func:`present_phases`.
     """
+    if params.feedback == "learned" and circuit.B and targets is not None and (learn.W or learn.B):
+        raise ValueError("learned feedback reads the free phase's counts: present the two phases with present_phases")
     teacher = None if targets is None else Teacher(targets * (neuron.threshold / steps), params.teacher_strength)
     run = circuit_copies(circuit, params, neuron, teacher, batch)
     recorder = Recorder() if record else None
     errors = run_presentation(run, circuit, spikes, steps, neuron, recorder)
-    if params.feedback == "learned" and circuit.B and teacher is not None and (learn.W or learn.B):
-        raise ValueError("learned feedback reads the free phase's counts: present the two phases with present_phases")
     updates = plastic_updates(circuit, run, errors, learn, teacher is not None, None, False, steps)
     return presentation_of(run, updates, steps, recorder)
 
@@ -465,11 +465,11 @@ def plastic_updates(circuit: Microcircuit, run: Copies, errors: list[torch.Tenso
     if run.shadow is not None:
         pre_sums, gates = sums.X[:1] + run.shadow.sums.X, run.shadow.state.pyr
     changes = count_changes(run, free_phase) if mirrored and taught else {}
+    baseline = None if free_phase is None else free_phase.apical
     updates: dict[str, torch.Tensor] = {}
     for l in range(L):
         if learn.W and (l < L - 1 or taught):
             active = (gates[l].count > 0).to(sums.A[l].dtype) if l < L - 1 else torch.ones_like(sums.A[l])
-            baseline = None if free_phase is None else free_phase.apical
             err = errors[l] if baseline is None or l == L - 1 else sums.A[l] - baseline[l]
             if l in changes:
                 err, active = changes[l], torch.ones_like(err)
@@ -486,11 +486,9 @@ def plastic_updates(circuit: Microcircuit, run: Copies, errors: list[torch.Tenso
     return updates
 
 
-def count_changes(run: Copies, free_phase: FreePhaseMemory | None) -> dict[int, torch.Tensor]:
+def count_changes(run: Copies, free_phase: FreePhaseMemory) -> dict[int, torch.Tensor]:
     """Per layer above the lowest hidden one: the error its cells read from their own counts in the teacher
     phase and the free phase (:func:`plasticity.count_change_error`; coupling 1 at the output cells)."""
-    if free_phase is None:
-        raise ValueError("learned feedback reads the free phase's counts: pass free_phase")
     phase, pyr = run.main.phase, run.main.state.pyr
     couplings = list(phase.couplings) + [1.0]
     return {l: plasticity.count_change_error(pyr[l].count, free_phase.counts[l], phase.neuron.threshold, couplings[l])
