@@ -31,37 +31,49 @@ import torch
 from .neurons import IFState, NeuronParams, SpikeFn, heaviside, if_step
 
 
+def scaled(gain: float, x: torch.Tensor) -> torch.Tensor:
+    """``gain * x``, or ``x`` itself for a gain of 1 (the same numbers, one operation fewer per step)."""
+    return x if gain == 1 else gain * x
+
+
 def pyramidal_step(basal: torch.Tensor, apical: torch.Tensor, state: IFState, neuron: NeuronParams,
                    g_basal: float, g_apical: float) -> tuple[torch.Tensor, IFState]:
     r"""A hidden pyramidal cell with both dendrites coupled: :math:`I = g_B v^B + g_A v^A`."""
-    return if_step(g_basal * basal + g_apical * apical, state, neuron)
+    return if_step(scaled(g_basal, basal) + g_apical * apical, state, neuron)
 
 
 def decoupled_pyramidal_step(basal: torch.Tensor, state: IFState, neuron: NeuronParams, g_basal: float,
                              spike_fn: SpikeFn = heaviside) -> tuple[torch.Tensor, IFState]:
     r"""A hidden pyramidal cell whose apical compartment is decoupled: :math:`I = g_B v^B`."""
-    return if_step(g_basal * basal, state, neuron, spike_fn)
+    return if_step(scaled(g_basal, basal), state, neuron, spike_fn)
 
 
 def interneuron_step(dendrite: torch.Tensor, state: IFState, neuron: NeuronParams,
                      g_basal: float) -> tuple[torch.Tensor, IFState, torch.Tensor]:
     r"""An interneuron: ``(spikes, new_state, I^I)`` with :math:`I^I = g_B\, (P x)`, ``dendrite`` its
     lateral potential :math:`P x` (the P rule reads the integral of :math:`I^I`)."""
-    current = g_basal * dendrite
+    current = scaled(g_basal, dendrite)
     s, state = if_step(current, state, neuron)
     return s, state, current
 
 
 class Teacher(NamedTuple):
     """The teacher of the output cells: target rates :math:`y \\vartheta / T` and strength :math:`\\beta`
-    (a number, or one per batch row ``[batch, 1]``: 0 in rows that run without a teacher)."""
+    (a number, or one per batch row ``[batch, 1]``: 0 in rows that run without a teacher), with the two
+    factors of its drive computed once per presentation (:meth:`of`)."""
 
     rate: torch.Tensor
     strength: float | torch.Tensor
+    keep: float | torch.Tensor  # 1 - beta
+    pull: torch.Tensor  # beta y theta / T
+
+    @classmethod
+    def of(cls, rate: torch.Tensor, strength: float | torch.Tensor) -> "Teacher":
+        return cls(rate, strength, 1 - strength, strength * rate)
 
     def drive(self, basal: torch.Tensor) -> torch.Tensor:
         r""":math:`(1-\beta) v^B + \beta y\vartheta/T`."""
-        return (1 - self.strength) * basal + self.strength * self.rate
+        return self.keep * basal + self.pull
 
     def current(self, reference_rate: torch.Tensor) -> torch.Tensor:
         r"""The teacher current :math:`c = \beta (y\vartheta/T - r)` against the predicted rate ``r``."""

@@ -19,6 +19,7 @@ from typing import Callable
 import torch
 
 from .errors import UsageError
+from .neurons import indicator
 
 ENCODERS = ("bernoulli", "regular", "latency")
 
@@ -47,10 +48,10 @@ class Encoder:
         """Spikes (0/1 float tensor shaped like ``images``) at step ``t`` in ``0..steps-1``."""
         if self.kind == "bernoulli":
             u = torch.rand(images.shape, generator=generator, device=images.device, dtype=images.dtype)
-            return (u < self.max_rate * images).to(images.dtype)
+            return indicator(torch.lt, u, self.max_rate * images)
         if self.kind == "regular":
             rate = self.max_rate * images
-            return (torch.floor((t + 1) * rate + 1e-6) > torch.floor(t * rate + 1e-6)).to(images.dtype)
+            return indicator(torch.gt, torch.floor((t + 1) * rate + 1e-6), torch.floor(t * rate + 1e-6))
         fire_at = torch.round((1.0 - images) * (steps - 1))
         return ((fire_at == t) & (images > self.min_intensity)).to(images.dtype)
 

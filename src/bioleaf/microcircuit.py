@@ -374,7 +374,7 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
     """
     if params.feedback == "learned" and circuit.B and targets is not None and (learn.W or learn.B):
         raise ValueError("learned feedback reads the free phase's counts: present the two phases with present_phases")
-    teacher = None if targets is None else Teacher(targets * (neuron.threshold / steps), params.teacher_strength)
+    teacher = None if targets is None else Teacher.of(targets * (neuron.threshold / steps), params.teacher_strength)
     run = circuit_copies(circuit, params, neuron, teacher, batch)
     recorder = Recorder() if record else None
     errors = run_presentation(run, circuit, spikes, steps, neuron, recorder)
@@ -397,7 +397,7 @@ def present_phases(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Te
     rates = targets * (neuron.threshold / steps)
     strength = torch.full((2 * batch, 1), params.teacher_strength, device=rates.device)
     strength[:batch] = 0.0
-    run = circuit_copies(circuit, params, neuron, Teacher(torch.cat([rates, rates]), strength), 2 * batch)
+    run = circuit_copies(circuit, params, neuron, Teacher.of(torch.cat([rates, rates]), strength), 2 * batch)
     errors = run_presentation(run, circuit, spikes, steps, neuron, copies=2)
     halves = slice(0, batch), slice(batch, 2 * batch)
     (free_run, teach_run), (free_errors, teach_errors) = zip(*[(run.rows(h), [e[h] for e in errors]) for h in halves])

@@ -85,9 +85,16 @@ def if_init(batch: int, n: int, *, device: torch.device | str = "cpu",
     return IFState(z, z, z, z)
 
 
+def indicator(compare: Callable[..., torch.Tensor], a: torch.Tensor, b: torch.Tensor | float) -> torch.Tensor:
+    """``compare(a, b)`` (``torch.ge``, ``torch.lt``, ...) as 1.0/0.0 in ``a``'s dtype, without a gradient.
+    The comparison writes into a float tensor directly: a boolean mask converted afterwards costs several
+    times as much on a CPU."""
+    return compare(a.detach(), b, out=torch.empty_like(a))
+
+
 def heaviside(x: torch.Tensor) -> torch.Tensor:
     """Spike nonlinearity without a gradient (local rules and the twins' forward pass)."""
-    return (x >= 0).to(x.dtype)
+    return indicator(torch.ge, x, 0.0)
 
 
 SpikeFn = Callable[[torch.Tensor], torch.Tensor]
@@ -95,17 +102,21 @@ SpikeFn = Callable[[torch.Tensor], torch.Tensor]
 
 def if_step(current: torch.Tensor, state: IFState, p: NeuronParams,
             spike_fn: SpikeFn = heaviside) -> tuple[torch.Tensor, IFState]:
-    """Advance a population by one step; returns ``(spikes, new_state)`` (equations above).
+    r"""Advance a population by one step; returns ``(spikes, new_state)`` (equations above).
 
-    ``spike_fn`` maps ``v - threshold`` to spikes; bptt passes a surrogate-gradient function.
+    ``spike_fn`` maps ``v - threshold`` to spikes; bptt passes a surrogate-gradient function. Every
+    shortcut gives the same bits as the equations: without leak the decay is skipped, the Heaviside spike
+    compares ``v`` with the threshold directly (:math:`v - \vartheta \ge 0 \Leftrightarrow v \ge \vartheta`
+    in floating point), and the reset subtracts :math:`\vartheta s` in one operation (exact: ``s`` is 0 or 1);
+    the reset writes into this step's own potential, never into ``state``.
     """
-    v = p.alpha * state.v + current
-    s = spike_fn(v - p.threshold)
+    v = current + state.v if p.alpha == 1.0 else p.alpha * state.v + current
+    s = indicator(torch.ge, v, p.threshold) if spike_fn is heaviside else spike_fn(v - p.threshold)
     if p.refractory > 0:
-        s = s * (state.refrac <= 0).to(s.dtype)
+        s = s * indicator(torch.le, state.refrac, 0.0)
         refrac = torch.clamp(state.refrac - 1, min=0) + p.refractory * s
     else:
         refrac = state.refrac
-    v = v - p.threshold * s
+    v = v.sub_(s, alpha=p.threshold)  # v is this step's own tensor: reset in place
     trace = p.lam * state.trace + s
     return s, IFState(v, refrac, trace, state.count + s)

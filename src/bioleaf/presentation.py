@@ -44,7 +44,7 @@ class CircuitSums:
             self.A[l] += sig.apical[l]
             self.XI[l] += prev.inter[l].trace
         for l in self._live:
-            self.a_inter[l] = self.a_inter[l] + sig.inter_current[l]
+            self.a_inter[l] += sig.inter_current[l]
         if self._teacher:
             self.A[-1] += sig.teacher_current
         self.Xout += state.pyr[-1].trace

@@ -44,7 +44,7 @@ import torch
 from ..losses import count_cross_entropy, predict
 from ..network import uniform_init
 from ..network import batch_outer_sum
-from ..neurons import NeuronParams
+from ..neurons import NeuronParams, heaviside
 from .base import BatchStats, Rule
 
 
@@ -60,7 +60,7 @@ class _Spike(torch.autograd.Function):
     def forward(ctx, u, slope, kind):
         ctx.save_for_backward(u)
         ctx.slope, ctx.kind = slope, kind
-        return (u >= 0).to(u.dtype)
+        return heaviside(u)
 
     @staticmethod
     def backward(ctx, grad):
@@ -90,7 +90,7 @@ class IFSequence(torch.autograd.Function):
                 v.mul_(p.alpha)
             v.add_(currents[t])
             torch.sub(v, p.threshold, out=u[t])
-            s = (u[t] >= 0).to(v.dtype)
+            s = heaviside(u[t])
             if p.refractory > 0:
                 blocked = refrac > 0
                 s.masked_fill_(blocked, 0.0)
