@@ -27,7 +27,7 @@ from bioleaf.rules.bptt import surrogate_spike
 
 RAW_KEYS = ("bioleaf_samples_per_s", "bptt_samples_per_s", "snntorch_samples_per_s",
             "bioleaf_peak_mb_T10", "bioleaf_peak_mb_T100", "bptt_peak_mb_T10", "bptt_peak_mb_T100",
-            "bioleaf_gflop_per_batch")
+            "bioleaf_gflop_per_batch", "bioleaf_local_gflop_per_batch")
 
 
 def check_bench_result(result: dict, device: str) -> None:
@@ -38,6 +38,8 @@ def check_bench_result(result: dict, device: str) -> None:
     assert result["quick"] is True and result["device"] == device
     assert result["bioleaf_circuit"].endswith("copied-feedback, copied-interneurons, teacher-free-copy")
     assert result["bioleaf_local_circuit"].endswith("idealisations: none")
+    # a free and a teacher phase with learned P, Q and B products: more arithmetic than the idealised batch
+    assert result["bioleaf_local_gflop_per_batch"] > result["bioleaf_gflop_per_batch"]
     assert result["bioleaf_phases"] == 1 and result["bioleaf_local_phases"] == 2
 
 

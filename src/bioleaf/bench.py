@@ -17,7 +17,8 @@ Three measurements, in one run (see ``docs/bench_notes.md`` for numbers and cave
 (c) **GFLOP/s** of the BioLeaF training step: the FLOPs of its matrix products, recorded as torch
     dispatches them during one extra, untimed batch (:func:`recorded_matmuls`: every product of every
     phase, step and update), over the measured batch time, against a plain ``torch.matmul`` replay of
-    exactly those products in the same order, timed in the same rotation.
+    exactly those products in the same order, timed in the same rotation; and the FLOPs of a fully local
+    batch (``bioleaf_local_gflop_per_batch``), which bound its speed against the idealised one's.
 
 The initial self-predicting phase of BioLeaF (``self_predict_batches``, a one-off before the first
 teacher phase) is switched off here: the bench measures the steady state of every batch. ``device``
@@ -462,6 +463,7 @@ def speed(settings: BenchSettings, seed: int = 0, device: torch.device = torch.d
                 for name in SPEED_TRAINERS}
     tasks = rotation_tasks(trainers, xs, ys, seed, device)
     matmuls = recorded_matmuls(tasks["bioleaf"])  # an extra, untimed warm-up batch
+    local_flops = sum(m.flops for m in recorded_matmuls(tasks["bioleaf_local"]))  # the same for the local circuit
     tasks["matmul"] = matmul_replay(matmuls, torch.Generator().manual_seed(seed + 4), device)
     with quiet_scalar_warnings():
         seconds = time_interleaved(tasks, warmup=s.speed_warmup, rounds=s.speed_rounds, sync=synchronizer(device))
@@ -475,6 +477,7 @@ def speed(settings: BenchSettings, seed: int = 0, device: torch.device = torch.d
         **{f"{name}_phases": 2 if trainers[name].has_free_phase else 1 for name in BIOLEAF_TRAINERS},
         "bioleaf_over_bptt": sps["bioleaf"] / sps["bptt"],
         "bioleaf_gflop_per_batch": flops / 1e9,
+        "bioleaf_local_gflop_per_batch": local_flops / 1e9,
         "bioleaf_matmuls_per_batch": len(matmuls),
         "bioleaf_gflops": flops / med["bioleaf"] / 1e9,
         "matmul_gflops": flops / med["matmul"] / 1e9,
