@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 import bioleaf.bench as current_bench
+from bioleaf.config import parse_arch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,9 +49,9 @@ def final_weights(trainer) -> list[torch.Tensor]:
 
 
 def compare(name: str, benches: dict, arch: str, steps: int, batch: int, rounds: int) -> str:
-    n_in = int(arch.split("-")[0])
-    data = torch.Generator().manual_seed(1)
-    images, labels = torch.rand(batch, n_in, generator=data), torch.randint(0, 10, (batch,), generator=data)
+    sizes, data = parse_arch(arch), torch.Generator().manual_seed(1)
+    images = torch.rand(batch, sizes[0], generator=data)
+    labels = torch.randint(0, sizes[-1], (batch,), generator=data)
     trainers = {v: b.make_trainer(name, arch, steps, batch, torch.device("cpu")) for v, b in benches.items()}
     spikes = {v: torch.Generator().manual_seed(0) for v in benches}
     seconds = {v: [] for v in benches}

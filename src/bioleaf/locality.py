@@ -69,7 +69,7 @@ class _Tap:
         self.labels.append(_population(sys._getframe(1)))
         if self.fixed is not None:
             held = self.fixed[len(self.currents)]
-            spike_fn = lambda u: held  # noqa: E731
+            spike_fn = lambda v, threshold: held  # noqa: E731
         s, state = if_step(current, state, p, spike_fn)
         self.currents.append(current.clone())
         self.spikes.append(s)

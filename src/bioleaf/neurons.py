@@ -92,26 +92,28 @@ def indicator(compare: Callable[..., torch.Tensor], a: torch.Tensor, b: torch.Te
     return compare(a.detach(), b, out=torch.empty_like(a))
 
 
-def heaviside(x: torch.Tensor) -> torch.Tensor:
-    """Spike nonlinearity without a gradient (local rules and the twins' forward pass)."""
-    return indicator(torch.ge, x, 0.0)
+def heaviside(v: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
+    r"""Spike nonlinearity without a gradient (local rules and the twins' forward pass): :math:`H(v - \vartheta)`,
+    computed as :math:`v \ge \vartheta` (the same in floating point, one operation fewer)."""
+    return indicator(torch.ge, v, threshold)
 
 
-SpikeFn = Callable[[torch.Tensor], torch.Tensor]
+SpikeFn = Callable[[torch.Tensor, float], torch.Tensor]
+r"""``spike_fn(v, threshold)`` -> spikes :math:`H(v - \vartheta)`, with or without a surrogate gradient."""
 
 
 def if_step(current: torch.Tensor, state: IFState, p: NeuronParams,
             spike_fn: SpikeFn = heaviside) -> tuple[torch.Tensor, IFState]:
     r"""Advance a population by one step; returns ``(spikes, new_state)`` (equations above).
 
-    ``spike_fn`` maps ``v - threshold`` to spikes; bptt passes a surrogate-gradient function. Every
-    shortcut gives the same bits as the equations: without leak the decay is skipped, the Heaviside spike
+    ``spike_fn(v, threshold)`` gives the spikes; bptt passes a surrogate-gradient function. Every
+    shortcut gives the same bits as the equations: without leak the decay is skipped, :func:`heaviside`
     compares ``v`` with the threshold directly (:math:`v - \vartheta \ge 0 \Leftrightarrow v \ge \vartheta`
     in floating point), and the reset subtracts :math:`\vartheta s` in one operation (exact: ``s`` is 0 or 1);
     the reset writes into this step's own potential, never into ``state``.
     """
     v = current + state.v if p.alpha == 1.0 else p.alpha * state.v + current
-    s = indicator(torch.ge, v, p.threshold) if spike_fn is heaviside else spike_fn(v - p.threshold)
+    s = spike_fn(v, p.threshold)
     if p.refractory > 0:
         s = s * indicator(torch.le, state.refrac, 0.0)
         refrac = torch.clamp(state.refrac - 1, min=0) + p.refractory * s

@@ -71,7 +71,7 @@ class _Spike(torch.autograd.Function):
 def surrogate_spike(kind: str, slope: float):
     """A spike function for :func:`bioleaf.neurons.if_step` with the named surrogate gradient: the
     step-by-step reference that :class:`IFSequence` is checked against."""
-    return lambda u: _Spike.apply(u, slope, kind)
+    return lambda v, threshold: _Spike.apply(v - threshold, slope, kind)
 
 
 class IFSequence(torch.autograd.Function):
