@@ -1,4 +1,5 @@
-"""Every rule learns the bundled digits well above chance (0.10) with its defaults; a silent network is reported."""
+"""Every rule learns the bundled digits well above chance (0.10) with its defaults, the fully local circuit with two
+hidden layers under the digits preset; a silent network is reported."""
 
 import json
 
@@ -21,6 +22,17 @@ def test_digits_reaches_90_percent_in_5_epochs(name, run_cli, tmp_path):
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 5
     assert "warning" not in err
     assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])["probe_output_spikes"] > 1
+
+
+@pytest.mark.parametrize("feedback", ["learned", "random", "direct"])
+def test_the_fully_local_circuit_trains_two_hidden_layers_to_90_percent(feedback, run_cli, tmp_path):
+    """The digits preset with two hidden layers, learned interneurons and no copied weight (seed 0 measured
+    at 92.2-94.7 %, docs/results.md section 2)."""
+    code, out, err = run_cli("train", "--preset", "digits", "--arch", "64-128-64-10", "--feedback", feedback,
+                             "--no-progress", "--json", "--out", str(tmp_path))
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["idealisations"] == [] and summary["test_accuracy"] >= 0.90, summary
 
 
 @pytest.mark.parametrize("rule", ["bioleaf", "stbp"])
