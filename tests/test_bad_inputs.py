@@ -250,6 +250,8 @@ CASES = [
      "--target-high/--target-low: expected 0 <= low < high <= steps (10) spikes, got low=5.0, high=3.0"),
     ("lr-interneuron", T + ["--lr-interneuron", "1"], USAGE, "--lr-interneuron: expected a number in [0, 1), got 1.0"),
     ("feedback-decay", T + ["--feedback-decay=-2"], USAGE, "--feedback-decay: expected a number in [0, 1000], got -2.0"),
+    ("feedback-decay-vs-lr", T + ["--feedback", "learned", "--lr", "0.01", "--feedback-decay", "100"], USAGE,
+     "--feedback-decay/--lr: learned feedback shrinks B and W by 1 - lr x decay per step, so 0.01 x 100 must stay below 1"),
     ("self-predict-batches", T + ["--self-predict-batches=-1"], USAGE,
      "--self-predict-batches: expected an integer in 0..10000000, got -1"),
     ("surrogate", T + ["--rule", "bptt", "--surrogate", "relu"], USAGE,

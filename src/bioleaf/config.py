@@ -208,7 +208,19 @@ class TrainConfig:
             self.lr_multipliers(n_layers)
         if n_layers is not None:
             self.circuit.validate_depth(n_layers - 1)
+        if self.rule == "bioleaf" and self.circuit.feedback == "learned":
+            self._validate_feedback_decay(n_layers)
         return self
+
+    def _validate_feedback_decay(self, n_layers: int | None) -> None:
+        """Learned feedback shrinks ``B_l`` and ``W_{l+1}`` by ``1 - lr_{l+1} * feedback_decay`` per step, which
+        must stay positive at the largest learning rate of a mirrored layer."""
+        mult = self.lr_multipliers(n_layers) if self.lr_layers else [1.0]
+        lr = (DEFAULT_LR[self.rule] if self.lr is None else self.lr) * max(mult[1:] or mult)
+        if lr * self.feedback_decay >= 1:
+            flags = "--feedback-decay/--lr" + ("/--lr-layers" if self.lr_layers else "")
+            raise UsageError(f"{flags}: learned feedback shrinks B and W by 1 - lr x decay per step, "
+                             f"so {lr:g} x {self.feedback_decay:g} must stay below 1")
 
     def _validate_numbers(self) -> None:
         """Types and ranges of the integer and real fields."""
