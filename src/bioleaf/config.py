@@ -216,7 +216,7 @@ class TrainConfig:
         """Learned feedback shrinks ``B_l`` and ``W_{l+1}`` by ``1 - lr_{l+1} * feedback_decay`` per step, which
         must stay positive at the largest learning rate of a mirrored layer."""
         mult = self.lr_multipliers(n_layers) if self.lr_layers else [1.0]
-        lr = (DEFAULT_LR[self.rule] if self.lr is None else self.lr) * max(mult[1:] or mult)
+        lr = self.learning_rate * max(mult[1:] or mult)
         if lr * self.feedback_decay >= 1:
             flags = "--feedback-decay/--lr" + ("/--lr-layers" if self.lr_layers else "")
             raise UsageError(f"{flags}: learned feedback shrinks B and W by 1 - lr x decay per step, "
