@@ -328,6 +328,10 @@ CASES = [
     # ---------------------------------------------------------------------------------- other commands
     ("equivalence-samples", ["check-equivalence", "--dataset", "digits", "--arch", "64-16-10", "--samples", "0"], USAGE,
      "--samples: expected an integer in 1..100000, got 0"),
+    ("equivalence-device", ["check-equivalence", "--dataset", "digits", "--arch", "64-16-10", "--device", "cuda"],
+     USAGE, "--device cuda: check-equivalence runs on the CPU only (leave --device out)"),
+    ("locality-device", ["check-locality", "--dataset", "digits", "--arch", "64-16-10", "--device", "cuda:0"], USAGE,
+     "--device cuda:0: check-locality runs on the CPU only (leave --device out)"),
     ("compare-rule", ["compare", "--dataset", "digits", "--rule", "stbp", "--out", "{fresh}"], USAGE,
      "compare: use --rules and --seeds (not --rule/--seed)"),
     ("compare-seeds", ["compare", "--dataset", "digits", "--seeds", "0,x", "--out", "{fresh}"], USAGE,

@@ -149,6 +149,12 @@ class TrainConfig:
         1 (constant) or :math:`(1 + \\cos \\pi p) / 2` (cosine, from 1 down to 0)."""
         return 1.0 if self.lr_schedule == "constant" else 0.5 * (1.0 + math.cos(math.pi * progress))
 
+    def require_cpu(self, command: str) -> None:
+        """Refuse a device other than the CPU for ``command``, a check that compares float32 results of
+        CPU presentations and draws its probes from CPU generators."""
+        if self.device != "cpu":
+            raise UsageError(f"--device {self.device}: {command} runs on the CPU only (leave --device out)")
+
     @property
     def learning_rate(self) -> float:
         return DEFAULT_LR[self.rule] if self.lr is None else self.lr

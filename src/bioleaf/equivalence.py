@@ -114,6 +114,7 @@ def spiking_updates(circuit: Microcircuit, images: torch.Tensor, labels: torch.T
 
 def check_equivalence(cfg: TrainConfig, images: torch.Tensor, labels: torch.Tensor) -> dict[str, list[dict]]:
     """The four settings of the module docstring on one batch; ``{setting: [{layer, cosine, scale}]}``."""
+    cfg.require_cpu("check-equivalence")
     sizes = cfg.sizes(images.shape[1], 10)
     out: dict[str, list[dict]] = {}
     ideal = dataclasses.replace(cfg.circuit, feedback="symmetric", interneurons="ideal")

@@ -23,7 +23,6 @@ declares; a fully local circuit declares none, so it passes only with none.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import re
 import sys
 from dataclasses import dataclass, field
@@ -165,7 +164,7 @@ def check_locality(cfg: TrainConfig, data: Dataset, samples: int = 32) -> Locali
     interneurons never fire would hide what flows through them)."""
     if cfg.rule != "bioleaf":
         raise UsageError(f"--rule {cfg.rule}: learns by backprop; only --rule bioleaf has a circuit to check")
-    cfg = dataclasses.replace(cfg, device="cpu")
+    cfg.require_cpu("check-locality")
     trainer = Trainer(cfg, data)
     trainer.self_predicting_phase()
     rule, images, labels = trainer.rule, data.train_x[:samples], data.train_y[:samples]
