@@ -5,6 +5,7 @@ a breakdown into matrix products / element-wise work / everything else (Python, 
 number of operator calls and allocations per batch.
 
     .venv/bin/python bench/profile_bioleaf.py --threads 1
+    .venv/bin/python bench/profile_bioleaf.py --threads 1 --circuit local   # the fashion-mnist-local circuit
     .venv/bin/python bench/profile_bioleaf.py --threads 1 --trace /tmp/bioleaf_trace.json   # chrome://tracing
 """
 
@@ -32,12 +33,14 @@ def main(argv=None) -> int:
     p.add_argument("--batches", type=int, default=5, help="profiled batches (after 2 warm-up batches)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     p.add_argument("--rows", type=int, default=15)
+    p.add_argument("--circuit", choices=("idealised", "local"), default="idealised",
+                   help="the bench's BioLeaF circuit (bioleaf.bench.circuit_values)")
     p.add_argument("--trace", default=None, help="write a Chrome trace of the profiled batches")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes = parse_arch(args.arch)
-    rule = make_rule(bench_config("bioleaf", args.arch, args.steps, args.batch), sizes,
+    rule = make_rule(bench_config("bioleaf", args.arch, args.steps, args.batch, args.circuit), sizes,
                      torch.Generator().manual_seed(0), torch.device("cpu"))
     gen = torch.Generator().manual_seed(1)
     x = torch.rand(args.batch, sizes[0], generator=gen)

@@ -8,7 +8,8 @@ Three measurements, in one run (see ``docs/bench_notes.md`` for numbers and cave
     our ``bptt`` (float32 and float64 gradient sums) and of the same network built from stock snnTorch
     parts (:class:`SnnTorchTwin`), on 784-400-400-10, ``T = 20``, batch 100. The trainers take turns
     batch by batch (A, B, C, ... with a rotating order) and each speed is the batch size over the
-    *median* batch time, so a CPU shared with other jobs biases all of them alike.
+    *median* batch time, so a CPU shared with other jobs biases all of them alike. Ratios of speeds:
+    ``X_over_snntorch``, and ``bioleaf_local_over_bioleaf``, the fully local circuit's over the idealised one's.
 (b) **Training memory** of ``bioleaf`` and ``bptt`` at ``T = 10, 50, 100`` on 784-800-800-10, batch
     256: on a CPU every point runs in its own fresh process (:func:`memory_probe`), which resets the
     peak resident set size (``/proc/self/clear_refs``), records the RSS just before the first batch and
@@ -59,8 +60,9 @@ SNNTORCH_MISSING = "bench: snntorch is not installed; pip install 'bioleaf[bench
 TWIN_NEURON = NeuronParams(tau_mem=20.0)
 """The leaky neuron of the bptt / snnTorch comparison: snnTorch's ``beta = exp(-1/20)``."""
 
-REQUIRED_KEYS = ("bioleaf_over_snntorch", "bioleaf_local_over_snntorch", "bptt_over_snntorch",
-                 "bioleaf_memory_ratio_T100_T10", "bptt_memory_ratio_T100_T10", "bioleaf_gflops", "matmul_gflops")
+REQUIRED_KEYS = ("bioleaf_over_snntorch", "bioleaf_local_over_snntorch", "bioleaf_local_over_bioleaf",
+                 "bptt_over_snntorch", "bioleaf_memory_ratio_T100_T10", "bptt_memory_ratio_T100_T10", "bioleaf_gflops",
+                 "matmul_gflops")
 
 
 # --------------------------------------------------------------------------- settings
@@ -476,6 +478,7 @@ def speed(settings: BenchSettings, seed: int = 0, device: torch.device = torch.d
         **{f"{name}_circuit": circuit_label(trainers[name].cfg) for name in BIOLEAF_TRAINERS},
         **{f"{name}_phases": 2 if trainers[name].has_free_phase else 1 for name in BIOLEAF_TRAINERS},
         "bioleaf_over_bptt": sps["bioleaf"] / sps["bptt"],
+        "bioleaf_local_over_bioleaf": sps["bioleaf_local"] / sps["bioleaf"],
         "bioleaf_gflop_per_batch": flops / 1e9,
         "bioleaf_local_gflop_per_batch": local_flops / 1e9,
         "bioleaf_matmuls_per_batch": len(matmuls),

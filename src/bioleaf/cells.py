@@ -38,8 +38,10 @@ def scaled(gain: float, x: torch.Tensor) -> torch.Tensor:
 
 def pyramidal_step(basal: torch.Tensor, apical: torch.Tensor, state: IFState, neuron: NeuronParams,
                    g_basal: float, g_apical: float) -> tuple[torch.Tensor, IFState]:
-    r"""A hidden pyramidal cell with both dendrites coupled: :math:`I = g_B v^B + g_A v^A`."""
-    return if_step(scaled(g_basal, basal) + g_apical * apical, state, neuron)
+    r"""A hidden pyramidal cell with both dendrites coupled: :math:`I = g_B v^B + g_A v^A` (at :math:`g_A = 0`
+    the apical potential is still computed, for the cell's learning rules, but adds nothing)."""
+    drive = scaled(g_basal, basal)
+    return if_step(drive if g_apical == 0 else drive + g_apical * apical, state, neuron)
 
 
 def decoupled_pyramidal_step(basal: torch.Tensor, state: IFState, neuron: NeuronParams, g_basal: float,

@@ -293,10 +293,11 @@ class Plasticity:
 
 def teacher_phase(circuit: Microcircuit, params: CircuitParams, neuron: NeuronParams, teacher: Teacher | None, *,
                   free_reference: bool, couplings: list[float] | None = None, lowest: int = 0,
-                  name: str | None = None) -> Phase:
+                  name: str | None = None, copies: int = 1) -> Phase:
     """The circuit with every apical compartment coupled (``couplings``: per hidden layer, default the
-    configured ``g_A``) and a teacher on the output cells, or none (the free phase). With the free error
-    reference the top interneurons and the output cells' prediction are the teacher-free copy's."""
+    configured ``g_A``) and a teacher on the output cells, or none (the free phase); ``copies`` stacked copies
+    of the batch that differ only in the teacher's strength. With the free error reference the top
+    interneurons and the output cells' prediction are the teacher-free copy's."""
     L, ideal = len(circuit.W), params.interneurons == "ideal"
     inter = [LIVE] * (L - 1)
     if free_reference and L > 1:
@@ -304,15 +305,16 @@ def teacher_phase(circuit: Microcircuit, params: CircuitParams, neuron: NeuronPa
     return Phase(circuit.W, neuron, params.g_basal, couplings=couplings or params.apical_couplings(L - 1),
                  interneurons=inter, feedback_from=params.feedback_sources(L), apical=apical_pathway(circuit.B, circuit.Q, ideal),
                  prediction=prediction_pathway(circuit.P, ideal), teacher=teacher, lowest=lowest,
-                 replay_reference=free_reference, name=name or ("free" if teacher is None else "teacher"))
+                 replay_reference=free_reference, name=name or ("free" if teacher is None else "teacher"),
+                 copies=copies)
 
 
 def reversed_teacher_phase(circuit: Microcircuit, params: CircuitParams, neuron: NeuronParams, teacher: Teacher,
-                           first: int) -> Phase:
+                           first: int, copies: int = 1) -> Phase:
     """Two-sided nudging's second teacher phase: from layer ``first`` up, the top hidden layer's coupling reversed."""
     g_apical = params.apical_couplings(len(circuit.W) - 1)
     return teacher_phase(circuit, params, neuron, teacher, free_reference=True, lowest=first,
-                         couplings=g_apical[:-1] + [-g_apical[-1]], name="reversed")
+                         couplings=g_apical[:-1] + [-g_apical[-1]], name="reversed", copies=copies)
 
 
 @dataclass
@@ -335,16 +337,17 @@ class Copies:
 
 
 def circuit_copies(circuit: Microcircuit, params: CircuitParams, neuron: NeuronParams, teacher: Teacher | None,
-                   batch: int) -> Copies:
-    """The copies :func:`present` runs for this configuration, at rest, each with its running sums."""
+                   batch: int, copies: int = 1) -> Copies:
+    """The copies :func:`present` runs for this configuration, at rest, each with its running sums; ``batch``
+    rows holding ``copies`` stacked copies of the input batch that differ only in the teacher's strength."""
     W, L, sizes, dev = circuit.W, len(circuit.W), circuit.sizes, circuit.W[0].device
     free = params.error_reference == "free" and teacher is not None
-    phase = teacher_phase(circuit, params, neuron, teacher, free_reference=free)
+    phase = teacher_phase(circuit, params, neuron, teacher, free_reference=free, copies=copies)
     live = [l for l, mode in enumerate(phase.interneurons) if mode == LIVE]
     run = Copies(main := Copy(phase, phase.init(batch, dev), CircuitSums(sizes, batch, dev, live, teacher is not None)))
     if free:
         top = prediction_pathway(circuit.P, params.interneurons == "ideal")
-        phase = feedforward(W, neuron, params.g_basal, top_interneurons=top)
+        phase = feedforward(W, neuron, params.g_basal, top_interneurons=top, copies=copies)
         run.shadow = shadow = Copy(phase, phase.init(batch, dev), TraceSums(sizes, batch, dev))
         run.schedule.append(lambda x, basal: shadow.advance(x, basal))
         run.schedule.append(lambda x, basal: main.advance(x, basal, shadow.replay()))
@@ -352,7 +355,7 @@ def circuit_copies(circuit: Microcircuit, params: CircuitParams, neuron: NeuronP
         run.schedule.append(lambda x, basal: main.advance(x, basal))
     first = second_phase_start(params, L) if teacher is not None else None
     if first is not None:
-        phase = reversed_teacher_phase(circuit, params, neuron, teacher, first)
+        phase = reversed_teacher_phase(circuit, params, neuron, teacher, first, copies)
         run.minus = minus = Copy(phase, phase.init(batch, dev))
         run.difference = difference = PhaseDifference(range(max(first - 1, 0), L - 2), sizes, batch, dev)
         run.schedule.insert(0, lambda x, basal: difference.add(main.state, minus.state))
@@ -397,8 +400,8 @@ def present_phases(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Te
     rates = targets * (neuron.threshold / steps)
     strength = torch.full((2 * batch, 1), params.teacher_strength, device=rates.device)
     strength[:batch] = 0.0
-    run = circuit_copies(circuit, params, neuron, Teacher.of(torch.cat([rates, rates]), strength), 2 * batch)
-    errors = run_presentation(run, circuit, spikes, steps, neuron, copies=2)
+    run = circuit_copies(circuit, params, neuron, Teacher.of(torch.cat([rates, rates]), strength), 2 * batch, copies=2)
+    errors = run_presentation(run, circuit, spikes, steps, neuron)
     halves = slice(0, batch), slice(batch, 2 * batch)
     (free_run, teach_run), (free_errors, teach_errors) = zip(*[(run.rows(h), [e[h] for e in errors]) for h in halves])
     mirrored = params.feedback == "learned"
@@ -410,17 +413,17 @@ def present_phases(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Te
 
 
 def run_presentation(run: Copies, circuit: Microcircuit, spikes: SpikeStream, steps: int, neuron: NeuronParams,
-                     recorder: Recorder | None = None, copies: int = 1) -> list[torch.Tensor]:
+                     recorder: Recorder | None = None) -> list[torch.Tensor]:
     """The time loop of :func:`present`: the input trace and the first layer's basal input once per step
-    (shared by every copy; repeated for ``copies`` stacked copies of the batch), then every copy steps;
+    (shared by every copy; computed once for the phase's stacked copies of the batch), then every copy steps;
     at the end the PSPs still in flight complete their integrals. The error each layer's bottom-up rule
     reads (two-sided nudging: below the top hidden layer, half the difference of the two teacher phases)."""
-    x_in = None
+    x_in, copies = None, run.main.phase.copies
     for t in range(steps):
         s_in = spikes(t)
         x_in = s_in.clone() if x_in is None else neuron.lam * x_in + s_in
-        basal = bottom_up(x_in, circuit.W[0])
-        pre, basal = (x_in, basal) if copies == 1 else (x_in.repeat(copies, 1), basal.repeat(copies, 1))
+        pre = x_in if copies == 1 else torch.cat([x_in] * copies)
+        basal = bottom_up(pre, circuit.W[0], copies)
         for advance in run.schedule:
             advance(pre, basal)
         if recorder is not None:

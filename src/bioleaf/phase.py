@@ -21,6 +21,13 @@ step's traces). Every simulation of the package is a phase:
   interneurons, which the teacher phase replays;
 - two-sided nudging's second teacher phase: from its lowest nudged layer up, the top hidden layer's
   coupling reversed.
+
+A phase can step ``copies`` copies of one batch stacked on each other that differ only in the teacher's
+strength (the free and the teacher phase side by side). Every population below the lowest nudged hidden
+layer (apical coupling 0 or decoupled) then behaves identically in every copy: no top-down input reaches
+its somata, and its interneurons see only their own layer. The products leaving those populations (the
+next layer's basal input, the interneurons' prediction ``P``, the inhibition ``Q``) run on one copy's rows
+and are repeated (:func:`bioleaf.pathways.product`).
 """
 
 from __future__ import annotations
@@ -94,6 +101,8 @@ class Phase:
     replay_reference: bool = False  # the teacher current reads the replayed copy's predicted rate
     spike_fn: SpikeFn = heaviside
     name: str = "circuit"  # which copy this is: teacher, free, shadow, reversed, inference
+    copies: int = 1  # stacked copies of the batch that differ only in the teacher's strength
+    _identical: list[int] = field(init=False, repr=False)
     _layers: list[Callable] = field(init=False, repr=False)
     _teacher_current: Callable = field(init=False, repr=False)
 
@@ -101,6 +110,7 @@ class Phase:
         L, teacher = len(self.W), self.teacher
         if self.feedback_from is None:
             self.feedback_from = list(range(1, L))
+        self._identical = identical_copies(self.couplings, self.lowest, self.copies)
         self._layers = [self._hidden(l) for l in range(self.lowest, L - 1)] + [self._output]
         if teacher is None:
             self._teacher_current = lambda out, replay: None
@@ -131,7 +141,7 @@ class Phase:
     def _hidden(self, l: int) -> Callable:
         """The step of hidden layer ``l``: its pyramidal cells, then its interneurons."""
         g_apical, neuron, g_basal, W_up = self.couplings[l], self.neuron, self.g_basal, self.W[l + 1]
-        source = self.feedback_from[l]
+        source, copies = self.feedback_from[l], self._identical[l]
         interneurons = {LIVE: self._live_interneurons, REPLAYED: self._replayed_interneurons,
                         ABSENT: lambda l, pre, basal, prev, state, sig, replay: None}[self.interneurons[l]]
 
@@ -139,7 +149,7 @@ class Phase:
             return decoupled_pyramidal_step(basal, prev.pyr[l], neuron, g_basal, self.spike_fn)
 
         def coupled(basal, prev, sig):
-            sig.apical[l] = self.apical(l, prev.pyr[source].trace, prev.inter[l].trace)
+            sig.apical[l] = self.apical(l, prev.pyr[source].trace, prev.inter[l].trace, copies)
             return pyramidal_step(basal, sig.apical[l], prev.pyr[l], neuron, g_basal, g_apical)
 
         pyramidal = decoupled if g_apical is None else coupled
@@ -148,13 +158,13 @@ class Phase:
             sig.inputs[l], sig.basal[l] = pre, basal
             sig.spikes[l], state.pyr[l] = pyramidal(basal, prev, sig)
             pre = state.pyr[l].trace
-            basal = bottom_up(pre, W_up)
+            basal = bottom_up(pre, W_up, copies)
             interneurons(l, pre, basal, prev, state, sig, replay)
             return pre, basal, state
         return step
 
     def _live_interneurons(self, l, pre, basal_above, prev, state, sig, replay) -> None:
-        dendrite = self.prediction(l, pre, basal_above)
+        dendrite = self.prediction(l, pre, basal_above, self._identical[l])
         sig.inter_spikes[l], state.inter[l], sig.inter_current[l] = interneuron_step(
             dendrite, prev.inter[l], self.neuron, self.g_basal)
 
@@ -170,8 +180,17 @@ class Phase:
         return None, None, state._replace(basal_integral=out.basal_integral)
 
 
+def identical_copies(couplings: list[float | None], lowest: int, copies: int) -> list[int]:
+    """Per hidden layer, in how many of ``copies`` stacked copies its populations are identical: all of them
+    from ``lowest`` up to the first layer whose soma is nudged (coupling neither 0 nor ``None``), 1 above."""
+    unnudged = 0
+    while lowest + unnudged < len(couplings) and couplings[lowest + unnudged] in (0, None):
+        unnudged += 1
+    return [copies if l < lowest + unnudged else 1 for l in range(len(couplings))]
+
+
 def feedforward(W: list[torch.Tensor], neuron: NeuronParams, g_basal: float = 1.0, *,
-                top_interneurons: Prediction | None = None, spike_fn: SpikeFn = heaviside) -> Phase:
+                top_interneurons: Prediction | None = None, spike_fn: SpikeFn = heaviside, copies: int = 1) -> Phase:
     """The bottom-up network alone: every apical compartment decoupled, no teacher; with
     ``top_interneurons`` the top hidden layer's interneurons are simulated too (the teacher-free copy)."""
     n_hidden = len(W) - 1
@@ -179,5 +198,5 @@ def feedforward(W: list[torch.Tensor], neuron: NeuronParams, g_basal: float = 1.
     if top_interneurons is not None and n_hidden:
         inter[-1] = LIVE
     return Phase(W, neuron, g_basal, couplings=[None] * n_hidden, interneurons=inter,
-                 prediction=top_interneurons, spike_fn=spike_fn,
+                 prediction=top_interneurons, spike_fn=spike_fn, copies=copies,
                  name="inference" if top_interneurons is None else "shadow")
