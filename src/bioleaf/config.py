@@ -56,6 +56,8 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
                           f"activity or a teacher-free copy run alongside: {', '.join(ERROR_REFERENCES)}"),
     "--nudge": ("circuit.nudge", str, "bioleaf teacher phases: one, or a second with the top hidden layer's "
                 f"coupling reversed, whose difference the lower layers learn from: {', '.join(NUDGES)}"),
+    "--gate": ("circuit.gate", str, "bioleaf plasticity gate of hidden cells, read from their own count: fired "
+               "([n > 0]) or headroom ([n > 0] (1 - n/T), closing at the count cap)"),
     "--g-basal": ("circuit.g_basal", float, "bioleaf basal -> soma coupling"),
     "--g-apical": ("circuit.g_apical", float, "bioleaf apical -> soma coupling"),
     "--g-apical-layers": ("circuit.g_apical_layers", str, "bioleaf multipliers of --g-apical per hidden layer, "
@@ -267,7 +269,7 @@ class TrainConfig:
         refractory = self.neuron.refractory
         if not _is_int(refractory) or not 0 <= refractory <= 100_000:
             raise UsageError(f"--refractory: expected an integer in 0..100000 (steps), got {refractory!r}")
-        for name in ("feedback", "interneurons", "error_reference", "g_apical_layers", "nudge"):
+        for name in ("feedback", "interneurons", "error_reference", "g_apical_layers", "nudge", "gate"):
             value = getattr(self.circuit, name)
             if not isinstance(value, str):
                 raise UsageError(f"{flag_of('circuit.' + name)}: expected text, got {value!r}")

@@ -107,6 +107,7 @@ FEEDBACK_MODES = ("symmetric", "random", "learned", "direct")
 INTERNEURON_MODES = ("learned", "ideal")
 ERROR_REFERENCES = ("nudged", "free")
 NUDGES = ("one-sided", "two-sided")
+GATES = plasticity.GATES
 IDEALISATIONS = ("copied-feedback", "copied-interneurons", "teacher-free-copy")
 """The switches that break the locality contract on purpose, to build the special circumstance in which
 BioLeaF equals ST-BP. Feedback
@@ -131,6 +132,7 @@ class CircuitParams:
     center_feedback: bool = True  # random/learned/direct B: remove each row's mean over the cells above
     error_reference: str = "nudged"  # free: errors against a teacher-free copy run alongside (ideal interneurons)
     nudge: str = "one-sided"  # two-sided: a second teacher phase with the top hidden coupling reversed (free)
+    gate: str = "fired"  # hidden cells' bottom-up plasticity gate: fired [n > 0], headroom [n > 0] (1 - n / T)
 
     def validate(self, steps: int) -> "CircuitParams":
         """Raise :class:`UsageError` for values that cannot give a working circuit."""
@@ -149,6 +151,8 @@ class CircuitParams:
                              "measure errors in their own free phase)")
         if self.nudge not in NUDGES:
             raise UsageError(f"--nudge: expected one of {', '.join(NUDGES)}, got {self.nudge!r}")
+        if self.gate not in GATES:
+            raise UsageError(f"--gate: expected one of {', '.join(GATES)}, got {self.gate!r}")
         if self.nudge == "two-sided" and self.error_reference != "free":
             raise UsageError("--nudge two-sided: needs --error-reference free (and so --interneurons ideal)")
         if not 0 < self.teacher_strength <= 1:
@@ -381,7 +385,7 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
     run = circuit_copies(circuit, params, neuron, teacher, batch)
     recorder = Recorder() if record else None
     errors = run_presentation(run, circuit, spikes, steps, neuron, recorder)
-    updates = plastic_updates(circuit, run, errors, learn, teacher is not None, None, False, steps)
+    updates = plastic_updates(circuit, run, errors, learn, teacher is not None, None, params, steps)
     return presentation_of(run, updates, steps, recorder)
 
 
@@ -404,11 +408,10 @@ def present_phases(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Te
     errors = run_presentation(run, circuit, spikes, steps, neuron)
     halves = slice(0, batch), slice(batch, 2 * batch)
     (free_run, teach_run), (free_errors, teach_errors) = zip(*[(run.rows(h), [e[h] for e in errors]) for h in halves])
-    mirrored = params.feedback == "learned"
-    free = presentation_of(free_run, plastic_updates(circuit, free_run, free_errors, lateral, False, None, mirrored,
+    free = presentation_of(free_run, plastic_updates(circuit, free_run, free_errors, lateral, False, None, params,
                                                      steps), steps)
     memory = FreePhaseMemory.of(free, params.contrastive and params.interneurons == "learned")
-    updates = plastic_updates(circuit, teach_run, teach_errors, learn, True, memory, mirrored, steps)
+    updates = plastic_updates(circuit, teach_run, teach_errors, learn, True, memory, params, steps)
     return free, presentation_of(teach_run, updates, steps)
 
 
@@ -453,26 +456,29 @@ def presentation_of(run: Copies, updates: dict[str, torch.Tensor], steps: int,
 
 
 def plastic_updates(circuit: Microcircuit, run: Copies, errors: list[torch.Tensor], learn: Plasticity,
-                    taught: bool, free_phase: FreePhaseMemory | None, mirrored: bool, steps: int
+                    taught: bool, free_phase: FreePhaseMemory | None, params: CircuitParams, steps: int
                     ) -> dict[str, torch.Tensor]:
     """The rules of :mod:`bioleaf.plasticity` applied to the running sums at the end of a presentation.
 
     The bottom-up rule of hidden cells reads its error (``A``, or ``A - A_free`` against a free-phase
-    baseline), its gate ``[n > 0]`` and presynaptic sums; with the free error reference the gate and the
-    sums are the teacher-free copy's (each synapse keeps its free-phase presynaptic sum, each cell its
-    free count). With learned feedback (``mirrored``) every layer that has a mirror ``B`` below it reads
-    instead the change of its own count from the free phase (:func:`plasticity.count_change_error`), the
-    same quantity its mirror ``B`` reads (:func:`plasticity.feedback_kolen_pollack`)."""
+    baseline), its gate (:func:`plasticity.plasticity_gate` of its count, ``params.gate``) and presynaptic
+    sums; with the free error reference the gate and the sums are the teacher-free copy's (each synapse keeps
+    its free-phase presynaptic sum, each cell its free count). With learned feedback and the free phase's
+    memory, every layer that has a mirror ``B`` below it reads instead the change of its own count from the
+    free phase (:func:`plasticity.count_change_error`), the same quantity its mirror ``B`` reads
+    (:func:`plasticity.feedback_kolen_pollack`)."""
     L, sums = len(circuit.W), run.main.sums
     pre_sums, gates = sums.X, run.main.state.pyr
     if run.shadow is not None:
         pre_sums, gates = sums.X[:1] + run.shadow.sums.X, run.shadow.state.pyr
+    mirrored = params.feedback == "learned" and free_phase is not None
     changes = count_changes(run, free_phase) if mirrored and taught else {}
     baseline = None if free_phase is None else free_phase.apical
     updates: dict[str, torch.Tensor] = {}
     for l in range(L):
         if learn.W and (l < L - 1 or taught):
-            active = (gates[l].count > 0).to(sums.A[l].dtype) if l < L - 1 else torch.ones_like(sums.A[l])
+            active = (plasticity.plasticity_gate(gates[l].count, steps, params.gate) if l < L - 1
+                      else torch.ones_like(sums.A[l]))
             err = errors[l] if baseline is None or l == L - 1 else sums.A[l] - baseline[l]
             if l in changes:
                 err, active = changes[l], torch.ones_like(err)

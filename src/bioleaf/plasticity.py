@@ -25,6 +25,8 @@ import torch
 
 from .network import batch_outer_sum
 
+GATES = ("fired", "headroom")
+
 
 def basal_error_stdp(pre_sum: torch.Tensor, apical_sum: torch.Tensor, active: torch.Tensor,
                      steps: int) -> torch.Tensor:
@@ -40,6 +42,21 @@ def basal_error_stdp(pre_sum: torch.Tensor, apical_sum: torch.Tensor, active: to
     presentation; all ones at output cells, whose teacher current is already rectified).
     """
     return batch_outer_sum(apical_sum * active, pre_sum) / steps
+
+
+def plasticity_gate(count: torch.Tensor, steps: int, kind: str) -> torch.Tensor:
+    r"""A hidden cell's gate :math:`g_i` of :func:`basal_error_stdp`, read from its own spike count.
+
+    .. math::  g_i = [n_i > 0] \quad (\texttt{fired}), \qquad
+               g_i = [n_i > 0]\,\big(1 - n_i / T\big) \quad (\texttt{headroom})
+
+    ``fired``: a silent cell's count cannot fall, and a small change of its drive does not make it fire,
+    so it does not learn. ``headroom`` also closes as the count approaches its cap of one spike per step,
+    where more drive adds no spike: a cell near the cap learns little in either direction, so an error that
+    does not shrink (fixed random feedback) cannot drive a layer into a code of saturated cells.
+    """
+    fired = (count > 0).to(count.dtype)
+    return fired if kind == "fired" else fired * (1 - count / steps)
 
 
 def interneuron_prediction(pre_sum: torch.Tensor, partner_count: torch.Tensor,

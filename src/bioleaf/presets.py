@@ -15,17 +15,22 @@ _FASHION = {"dataset": "fashion-mnist", "arch": "784-400-400-10", "epochs": 10, 
 and neuron (a 1 ms synaptic trace: docs/results.md, section 4b); T=30 with the labelled output's target 27 spikes;
 for bioleaf, the lowest hidden layer's soma not nudged (docs/theory.md, section 2)."""
 
+_LOCAL = {**_FASHION, "circuit.feedback": "learned", "feedback_decay": 1.0, "circuit.g_apical": 0.5,
+          "lr_interneuron": 3e-3}
+"""The fully local circuit (the main job of scripts/main.sh): learned interneurons, errors against the circuit's
+own free phase, feedback learned by Kolen-Pollack increments (plasticity.feedback_kolen_pollack), the nudged
+hidden soma at half the apical coupling and the interneurons learning at 3e-3 (docs/results.md, section 4f)."""
+
 PRESETS: dict[str, dict[str, object]] = {
     # the bundled digits (docs/results.md, section 2): 5 epochs of batches of 16 under a cosine schedule, T=60 with
     # the labelled output's target 48 spikes, the lowest hidden layer's soma not nudged (as for Fashion-MNIST)
     "digits": {"dataset": "digits", "arch": "64-128-10", "epochs": 5, "batch_size": 16, "steps": 60, "threads": 1,
                "lr_schedule": "cosine", "circuit.target_high": 48.0, "circuit.g_apical_layers": "0"},
-    # the fully local circuit (the main job of scripts/main.sh): learned interneurons, errors against the
-    # circuit's own free phase, feedback learned by Kolen-Pollack increments (plasticity.feedback_kolen_pollack),
-    # the nudged hidden soma at half the apical coupling and the interneurons learning at 3e-3 (docs/results.md,
-    # section 4f)
-    "fashion-mnist-local": {**_FASHION, "circuit.feedback": "learned", "feedback_decay": 1.0, "circuit.g_apical": 0.5,
-                            "lr_interneuron": 3e-3},
+    "fashion-mnist-local": _LOCAL,
+    # the fully local circuit with fixed random feedback: direct from the output cells to every hidden layer's
+    # apical dendrite (the DFA-style circuit), the hidden cells' plasticity gated by their headroom below the
+    # count cap (plasticity.plasticity_gate; docs/results.md, section 4g)
+    "fashion-mnist-local-direct": {**_LOCAL, "circuit.feedback": "direct", "circuit.gate": "headroom"},
     # the equivalence configuration: copied interneurons and the teacher-free copy (with the default symmetric
     # feedback, the special circumstance in which the updates equal ST-BP's); the twins' rows use it too
     "fashion-mnist": {**_FASHION, "circuit.interneurons": "ideal", "circuit.error_reference": "free"},

@@ -16,6 +16,7 @@ TWO_HIDDEN, THREE_HIDDEN = "64-16-12-10", "64-16-12-8-10"
 
 def _cases() -> dict[str, dict]:
     cases: dict[str, dict] = {}
+    ideal_free = {"circuit.interneurons": "ideal", "circuit.error_reference": "free"}
     for feedback in ("symmetric", "random", "learned"):
         for layers in ("", "0"):
             tag = f"{feedback}-{layers or 'all'}"
@@ -26,7 +27,6 @@ def _cases() -> dict[str, dict]:
                 cases[f"ideal-free-{nudge}-{tag}"] = {
                     "circuit.feedback": feedback, "circuit.interneurons": "ideal", "circuit.error_reference": "free",
                     "circuit.nudge": nudge, "circuit.g_apical_layers": layers}
-    ideal_free = {"circuit.interneurons": "ideal", "circuit.error_reference": "free"}
     cases["learned-not-contrastive"] = {"circuit.contrastive": False, "circuit.feedback": "random"}
     cases["learned-uncentred"] = {"circuit.center_feedback": False, "circuit.feedback": "random"}
     cases["three-hidden-two-sided"] = {**ideal_free, "arch": THREE_HIDDEN, "circuit.nudge": "two-sided"}
@@ -35,6 +35,9 @@ def _cases() -> dict[str, dict]:
     cases["three-hidden-learned"] = {"arch": THREE_HIDDEN, "circuit.feedback": "learned"}
     cases["three-hidden-direct"] = {"arch": THREE_HIDDEN, "circuit.feedback": "direct"}
     cases["direct-0"] = {"circuit.feedback": "direct", "circuit.g_apical_layers": "0"}
+    cases["direct-0-headroom"] = {"circuit.feedback": "direct", "circuit.g_apical_layers": "0", "circuit.gate": "headroom"}
+    cases["random-headroom"] = {"circuit.feedback": "random", "circuit.gate": "headroom"}
+    cases["ideal-free-headroom"] = {**ideal_free, "circuit.gate": "headroom"}
     cases["one-hidden-learned"] = {"arch": "64-16-10"}
     cases["one-hidden-free"] = {**ideal_free, "arch": "64-16-10"}
     cases["no-hidden"] = {"arch": "64-10"}
