@@ -107,7 +107,6 @@ FEEDBACK_MODES = ("symmetric", "random", "learned", "direct")
 INTERNEURON_MODES = ("learned", "ideal")
 ERROR_REFERENCES = ("nudged", "free")
 NUDGES = ("one-sided", "two-sided")
-GATES = plasticity.GATES
 IDEALISATIONS = ("copied-feedback", "copied-interneurons", "teacher-free-copy")
 """The switches that break the locality contract on purpose, to build the special circumstance in which
 BioLeaF equals ST-BP. Feedback
@@ -151,8 +150,8 @@ class CircuitParams:
                              "measure errors in their own free phase)")
         if self.nudge not in NUDGES:
             raise UsageError(f"--nudge: expected one of {', '.join(NUDGES)}, got {self.nudge!r}")
-        if self.gate not in GATES:
-            raise UsageError(f"--gate: expected one of {', '.join(GATES)}, got {self.gate!r}")
+        if self.gate not in plasticity.GATES:
+            raise UsageError(f"--gate: expected one of {', '.join(plasticity.GATES)}, got {self.gate!r}")
         if self.nudge == "two-sided" and self.error_reference != "free":
             raise UsageError("--nudge two-sided: needs --error-reference free (and so --interneurons ideal)")
         if not 0 < self.teacher_strength <= 1:
