@@ -476,11 +476,12 @@ def plastic_updates(circuit: Microcircuit, run: Copies, errors: list[torch.Tenso
     updates: dict[str, torch.Tensor] = {}
     for l in range(L):
         if learn.W and (l < L - 1 or taught):
-            active = (plasticity.plasticity_gate(gates[l].count, steps, params.gate) if l < L - 1
-                      else torch.ones_like(sums.A[l]))
-            err = errors[l] if baseline is None or l == L - 1 else sums.A[l] - baseline[l]
-            if l in changes:
-                err, active = changes[l], torch.ones_like(err)
+            if l in changes:  # the count change is gated by the cell's own spiking already
+                err, active = changes[l], torch.ones_like(changes[l])
+            else:
+                err = errors[l] if baseline is None or l == L - 1 else sums.A[l] - baseline[l]
+                active = (plasticity.plasticity_gate(gates[l].count, steps, params.gate) if l < L - 1
+                          else torch.ones_like(err))
             updates[f"W{l}"] = plasticity.basal_error_stdp(pre_sums[l], err, active, steps)
     threshold = run.main.phase.neuron.threshold
     for l in range(L - 1):
