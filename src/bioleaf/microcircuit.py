@@ -100,7 +100,7 @@ from .network import uniform_init
 from .neurons import NeuronParams
 from .parsing import number_list
 from .pathways import apical_pathway, bottom_up, prediction_pathway
-from .phase import LIVE, REPLAYED, Phase, feedforward
+from .phase import LIVE, REPLAYED, Phase, feedforward, unnudged_layers
 from .presentation import CircuitSums, Copy, PhaseDifference, Presentation, Recorder, TraceSums
 
 FEEDBACK_MODES = ("symmetric", "random", "learned", "direct")
@@ -293,6 +293,10 @@ class Plasticity:
     Q: bool = False
     B: bool = False
 
+    def __or__(self, other: "Plasticity") -> "Plasticity":
+        """The synapses plastic in either."""
+        return Plasticity(self.W or other.W, self.P or other.P, self.Q or other.Q, self.B or other.B)
+
 
 def teacher_phase(circuit: Microcircuit, params: CircuitParams, neuron: NeuronParams, teacher: Teacher | None, *,
                   free_reference: bool, couplings: list[float] | None = None, lowest: int = 0,
@@ -300,16 +304,19 @@ def teacher_phase(circuit: Microcircuit, params: CircuitParams, neuron: NeuronPa
     """The circuit with every apical compartment coupled (``couplings``: per hidden layer, default the
     configured ``g_A``) and a teacher on the output cells, or none (the free phase); ``copies`` stacked copies
     of the batch that differ only in the teacher's strength. With the free error reference the top
-    interneurons and the output cells' prediction are the teacher-free copy's."""
+    interneurons and the output cells' prediction are the teacher-free copy's, and so are the pyramidal cells
+    of the unnudged lowest hidden layers (coupling 0: they fire as in the teacher-free copy, which has
+    simulated them already; their apical potentials are still this phase's own)."""
     L, ideal = len(circuit.W), params.interneurons == "ideal"
+    couplings = couplings or params.apical_couplings(L - 1)
     inter = [LIVE] * (L - 1)
     if free_reference and L > 1:
         inter[-1] = REPLAYED
-    return Phase(circuit.W, neuron, params.g_basal, couplings=couplings or params.apical_couplings(L - 1),
-                 interneurons=inter, feedback_from=params.feedback_sources(L), apical=apical_pathway(circuit.B, circuit.Q, ideal),
+    return Phase(circuit.W, neuron, params.g_basal, couplings=couplings, interneurons=inter,
+                 feedback_from=params.feedback_sources(L), apical=apical_pathway(circuit.B, circuit.Q, ideal),
                  prediction=prediction_pathway(circuit.P, ideal), teacher=teacher, lowest=lowest,
-                 replay_reference=free_reference, name=name or ("free" if teacher is None else "teacher"),
-                 copies=copies)
+                 replay_reference=free_reference, replayed_layers=unnudged_layers(couplings) if free_reference else 0,
+                 name=name or ("free" if teacher is None else "teacher"), copies=copies)
 
 
 def reversed_teacher_phase(circuit: Microcircuit, params: CircuitParams, neuron: NeuronParams, teacher: Teacher,
@@ -340,14 +347,17 @@ class Copies:
 
 
 def circuit_copies(circuit: Microcircuit, params: CircuitParams, neuron: NeuronParams, teacher: Teacher | None,
-                   batch: int, copies: int = 1) -> Copies:
-    """The copies :func:`present` runs for this configuration, at rest, each with its running sums; ``batch``
-    rows holding ``copies`` stacked copies of the input batch that differ only in the teacher's strength."""
+                   batch: int, learn: Plasticity, copies: int = 1) -> Copies:
+    """The copies :func:`present` runs for this configuration, at rest, each with the running sums the rules of
+    the synapses in ``learn`` read; ``batch`` rows holding ``copies`` stacked copies of the input batch that
+    differ only in the teacher's strength."""
     W, L, sizes, dev = circuit.W, len(circuit.W), circuit.sizes, circuit.W[0].device
     free = params.error_reference == "free" and teacher is not None
     phase = teacher_phase(circuit, params, neuron, teacher, free_reference=free, copies=copies)
     live = [l for l, mode in enumerate(phase.interneurons) if mode == LIVE]
-    run = Copies(main := Copy(phase, phase.init(batch, dev), CircuitSums(sizes, batch, dev, live, teacher is not None)))
+    sums = CircuitSums(sizes, batch, dev, teacher is not None, traces=1 if free and not learn.P else L,
+                       inter_traces=learn.Q, live=live if learn.P else None)
+    run = Copies(main := Copy(phase, phase.init(batch, dev), sums))
     if free:
         top = prediction_pathway(circuit.P, params.interneurons == "ideal")
         phase = feedforward(W, neuron, params.g_basal, top_interneurons=top, copies=copies)
@@ -381,7 +391,7 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
     if params.feedback == "learned" and circuit.B and targets is not None and (learn.W or learn.B):
         raise ValueError("learned feedback reads the free phase's counts: present the two phases with present_phases")
     teacher = None if targets is None else Teacher.of(targets * (neuron.threshold / steps), params.teacher_strength)
-    run = circuit_copies(circuit, params, neuron, teacher, batch)
+    run = circuit_copies(circuit, params, neuron, teacher, batch, learn)
     recorder = Recorder() if record else None
     errors = run_presentation(run, circuit, spikes, steps, neuron, recorder)
     updates = plastic_updates(circuit, run, errors, learn, teacher is not None, None, params, steps)
@@ -403,7 +413,8 @@ def present_phases(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Te
     rates = targets * (neuron.threshold / steps)
     strength = torch.full((2 * batch, 1), params.teacher_strength, device=rates.device)
     strength[:batch] = 0.0
-    run = circuit_copies(circuit, params, neuron, Teacher.of(torch.cat([rates, rates]), strength), 2 * batch, copies=2)
+    run = circuit_copies(circuit, params, neuron, Teacher.of(torch.cat([rates, rates]), strength), 2 * batch,
+                         lateral | learn, copies=2)
     errors = run_presentation(run, circuit, spikes, steps, neuron)
     halves = slice(0, batch), slice(batch, 2 * batch)
     (free_run, teach_run), (free_errors, teach_errors) = zip(*[(run.rows(h), [e[h] for e in errors]) for h in halves])

@@ -76,12 +76,11 @@ class StepSignals:
 
 
 class Replay(NamedTuple):
-    """Another copy's top interneurons and output prediction in this step, read by a phase that
-    replays them (free error reference)."""
+    """Another copy's populations and signals in this step, read by a phase that replays part of them (free
+    error reference: the teacher-free copy's top interneurons, output prediction and unnudged lower layers)."""
 
-    spikes: torch.Tensor
-    state: IFState
-    rate: torch.Tensor
+    state: PhaseState
+    signals: StepSignals
 
 
 @dataclass
@@ -99,6 +98,7 @@ class Phase:
     teacher: Teacher | None = None
     lowest: int = 0  # the layers below are not simulated (their input comes from another copy)
     replay_reference: bool = False  # the teacher current reads the replayed copy's predicted rate
+    replayed_layers: int = 0  # the lowest hidden layers (coupling 0) whose pyramidal cells are the replayed copy's
     spike_fn: SpikeFn = heaviside
     name: str = "circuit"  # which copy this is: teacher, free, shadow, reversed, inference
     copies: int = 1  # stacked copies of the batch that differ only in the teacher's strength
@@ -115,7 +115,7 @@ class Phase:
         if teacher is None:
             self._teacher_current = lambda out, replay: None
         elif self.replay_reference:  # the error against the teacher-free copy's prediction
-            self._teacher_current = lambda out, replay: teacher.current(replay.rate)
+            self._teacher_current = lambda out, replay: teacher.current(replay.signals.rate)
         else:  # against the cell's own prediction
             self._teacher_current = lambda out, replay: teacher.current(out.rate)
 
@@ -145,20 +145,27 @@ class Phase:
         interneurons = {LIVE: self._live_interneurons, REPLAYED: self._replayed_interneurons,
                         ABSENT: lambda l, pre, basal, prev, state, sig, replay: None}[self.interneurons[l]]
 
-        def decoupled(basal, prev, sig):
+        def decoupled(basal, prev, sig, replay):
             return decoupled_pyramidal_step(basal, prev.pyr[l], neuron, g_basal, self.spike_fn)
 
-        def coupled(basal, prev, sig):
+        def coupled(basal, prev, sig, replay):
             sig.apical[l] = self.apical(l, prev.pyr[source].trace, prev.inter[l].trace, copies)
             return pyramidal_step(basal, sig.apical[l], prev.pyr[l], neuron, g_basal, g_apical)
 
-        pyramidal = decoupled if g_apical is None else coupled
+        def replayed(basal, prev, sig, replay):  # unnudged (g_A = 0): it fires as in the teacher-free copy
+            sig.apical[l] = self.apical(l, prev.pyr[source].trace, prev.inter[l].trace, copies)
+            return replay.signals.spikes[l], replay.state.pyr[l]
+
+        shared = l < self.replayed_layers
+        pyramidal = replayed if shared else decoupled if g_apical is None else coupled
+        basal_above = ((lambda pre, replay: replay.signals.basal[l + 1]) if shared
+                       else (lambda pre, replay: bottom_up(pre, W_up, copies)))
 
         def step(pre, basal, prev, state, sig, replay):
             sig.inputs[l], sig.basal[l] = pre, basal
-            sig.spikes[l], state.pyr[l] = pyramidal(basal, prev, sig)
+            sig.spikes[l], state.pyr[l] = pyramidal(basal, prev, sig, replay)
             pre = state.pyr[l].trace
-            basal = bottom_up(pre, W_up, copies)
+            basal = basal_above(pre, replay)
             interneurons(l, pre, basal, prev, state, sig, replay)
             return pre, basal, state
         return step
@@ -169,7 +176,7 @@ class Phase:
             dendrite, prev.inter[l], self.neuron, self.g_basal)
 
     def _replayed_interneurons(self, l, pre, basal_above, prev, state, sig, replay) -> None:
-        sig.inter_spikes[l], state.inter[l] = replay.spikes, replay.state
+        sig.inter_spikes[l], state.inter[l] = replay.signals.inter_spikes[l], replay.state.inter[l]
 
     def _output(self, pre, basal, prev, state, sig, replay):
         L = len(self.W)
@@ -180,13 +187,20 @@ class Phase:
         return None, None, state._replace(basal_integral=out.basal_integral)
 
 
-def identical_copies(couplings: list[float | None], lowest: int, copies: int) -> list[int]:
-    """Per hidden layer, in how many of ``copies`` stacked copies its populations are identical: all of them
-    from ``lowest`` up to the first layer whose soma is nudged (coupling neither 0 nor ``None``), 1 above."""
+def unnudged_layers(couplings: list[float | None], lowest: int = 0) -> int:
+    """How many hidden layers from ``lowest`` up have a soma no apical input reaches (coupling 0 or ``None``):
+    driven bottom-up only, they fire alike in every copy of the circuit that shares their input."""
     unnudged = 0
     while lowest + unnudged < len(couplings) and couplings[lowest + unnudged] in (0, None):
         unnudged += 1
-    return [copies if l < lowest + unnudged else 1 for l in range(len(couplings))]
+    return unnudged
+
+
+def identical_copies(couplings: list[float | None], lowest: int, copies: int) -> list[int]:
+    """Per hidden layer, in how many of ``copies`` stacked copies its populations are identical: all of them
+    from ``lowest`` up to the first layer whose soma is nudged (:func:`unnudged_layers`), 1 above."""
+    top = lowest + unnudged_layers(couplings, lowest)
+    return [copies if l < top else 1 for l in range(len(couplings))]
 
 
 def feedforward(W: list[torch.Tensor], neuron: NeuronParams, g_basal: float = 1.0, *,

@@ -25,42 +25,46 @@ from .phase import Phase, PhaseState, Replay, StepSignals
 
 
 class CircuitSums:
-    """The running sums of the teacher or free phase (formulas above), per layer ``[batch, n]``."""
+    """The running sums of the teacher or free phase (formulas above), per layer ``[batch, n]``; only those a
+    rule of the presentation reads: the basal inputs' trace sums ``X`` of the lowest ``traces`` layers (the
+    others' come from the teacher-free copy), with ``inter_traces`` every hidden layer's interneuron trace
+    sums ``XI`` (``Q``'s rule), with ``live`` (the hidden layers whose interneurons are simulated; not ``None``)
+    the interneurons' integrated currents ``a_inter`` (``P``'s; zero where they are not simulated)."""
 
-    def __init__(self, sizes: list[int], batch: int, device: torch.device, live: list[int], teacher: bool):
+    def __init__(self, sizes: list[int], batch: int, device: torch.device, teacher: bool, *, traces: int,
+                 inter_traces: bool, live: list[int] | None):
         hidden = range(len(sizes) - 2)
         zeros = lambda n: torch.zeros(batch, n, device=device)  # noqa: E731
-        self.X = [zeros(n) for n in sizes[:-1]]  # presynaptic trace sums of every layer's basal input
+        self.X = [zeros(n) for n in sizes[:traces]]  # presynaptic trace sums of the layers' basal input
         self.A = [zeros(n) for n in sizes[1:]]  # integrated apical input / teacher current
-        self.XI = [zeros(sizes[l + 2]) for l in hidden]  # interneuron trace sums (what the apical dendrite saw)
-        self.Xout = zeros(sizes[-1])  # output cells' trace sums
-        self.a_inter = [zeros(sizes[l + 2]) for l in hidden]  # interneurons' integrated somatic current
-        self._hidden, self._live, self._teacher = hidden, live, teacher
+        self.XI = [zeros(sizes[l + 2]) for l in hidden] if inter_traces else []  # what the apical dendrite saw
+        self.a_inter = [zeros(sizes[l + 2]) for l in hidden] if live is not None else []  # interneurons' currents
+        self._hidden, self._live, self._teacher = hidden, live or [], teacher
 
     def add(self, prev: PhaseState, sig: StepSignals, state: PhaseState) -> None:
         for x, pre in zip(self.X, sig.inputs):
             x += pre
         for l in self._hidden:
             self.A[l] += sig.apical[l]
-            self.XI[l] += prev.inter[l].trace
+        for xi, inter in zip(self.XI, prev.inter):
+            xi += inter.trace
         for l in self._live:
             self.a_inter[l] += sig.inter_current[l]
         if self._teacher:
             self.A[-1] += sig.teacher_current
-        self.Xout += state.pyr[-1].trace
 
     def rows(self, rows: slice) -> "CircuitSums":
         """The same sums restricted to batch ``rows`` (views)."""
         view = copy.copy(self)
         view.X, view.A, view.XI, view.a_inter = ([t[rows] for t in ts] for ts in (self.X, self.A, self.XI, self.a_inter))
-        view.Xout = self.Xout[rows]
         return view
 
     def complete(self, state: PhaseState, phase: Phase, tail: float) -> None:
         """Add the integral of the PSPs still in flight at the end (``tail = 1 / (1 - lambda)``)."""
         for l in self._hidden:
             self.A[l] += tail * phase.apical(l, state.pyr[phase.feedback_from[l]].trace, state.inter[l].trace)
-            self.XI[l] += tail * state.inter[l].trace
+        for xi, inter in zip(self.XI, state.inter):
+            xi += tail * inter.trace
 
 
 class TraceSums:
@@ -99,11 +103,8 @@ class Copy:
         return Copy(self.phase, self.state.rows(rows), None if self.sums is None else self.sums.rows(rows))
 
     def replay(self) -> Replay:
-        """This copy's top interneurons and output prediction of the last step, for a copy that replays them."""
-        top = len(self.state.inter) - 1
-        if top < 0:
-            return Replay(None, None, self.signals.rate)
-        return Replay(self.signals.inter_spikes[top], self.state.inter[top], self.signals.rate)
+        """This copy's last step, for a copy that replays part of it."""
+        return Replay(self.state, self.signals)
 
 
 class PhaseDifference:
