@@ -59,8 +59,12 @@ which is exactly the ideal circuit's free phase (its apical inputs are zero). Th
 - the bottom-up rule's presynaptic sums :math:`X_j` and gates :math:`[n_i > 0]` are the free-phase ones
   (each synapse keeps its presynaptic trace sum from the free phase, each cell its free spike count).
 
-The copy costs the bottom-up products above the first layer (it shares the first), about a quarter
-more work per step, and gives the teacher-free output on the fly (the per-batch training accuracy).
+The copy shares the first layer's basal input with the teacher phase, and with it the lowest hidden layers
+whose soma no apical input reaches (coupling 0, as in the presets): their cells fire alike in both, so the
+teacher phase takes their spikes and the basal input above them from the copy instead of simulating them
+again (the same numbers). It costs the bottom-up products above those layers (with every hidden layer
+nudged, about a quarter more work per step), and gives the teacher-free output on the fly (the per-batch
+training accuracy).
 
 **Two-sided nudging** (``nudge="two-sided"``, free reference): a second teacher phase on the same input
 spikes in which the top hidden layer's coupling is reversed (:math:`I_{L-2} = g_B v^B - g_A v^A`), run

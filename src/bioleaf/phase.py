@@ -18,7 +18,8 @@ step's traces). Every simulation of the package is a phase:
   no teacher (:func:`feedforward`);
 - the circuit's teacher phase and free phase in :func:`bioleaf.microcircuit.present`;
 - its teacher-free copy (free error reference): apical compartments decoupled, only the top
-  interneurons, which the teacher phase replays;
+  interneurons, which the teacher phase replays, as it replays the unnudged lowest hidden layers'
+  pyramidal cells (they fire alike in both copies: :attr:`Phase.replayed_layers`);
 - two-sided nudging's second teacher phase: from its lowest nudged layer up, the top hidden layer's
   coupling reversed.
 
