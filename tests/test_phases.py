@@ -39,8 +39,8 @@ def test_each_half_is_its_phase_alone(feedback):
 
 def test_unnudged_layers_are_computed_once_for_both_phases(monkeypatch):
     """With the lowest hidden layer unnudged (``g_apical_layers "0"``) its cells fire alike in the free and the
-    teacher half, so the products leaving it (``W_1``, ``P_0``, ``Q_0``) run on one half's rows: the same
-    updates, and exactly those products' FLOPs saved."""
+    teacher half, so its populations and the products leaving them (``W_1``, ``P_0``, ``Q_0``) run on one half's
+    rows: the same updates, and exactly those products' FLOPs saved."""
     from bioleaf import phase
     from bioleaf.bench import counted_flops
 
@@ -69,7 +69,8 @@ def test_unnudged_layers_are_computed_once_for_both_phases(monkeypatch):
             assert torch.equal(got.updates[name], expected.updates[name]), name
         assert torch.equal(got.counts, expected.counts)
     n0, n1 = sizes[1], sizes[2]
-    assert separate_flops - shared_flops == cfg.steps * batch * 2 * (n1 * n0 + n1 * n0 + n0 * n1)
+    per_step = n1 * n0 + n1 * n0 + n0 * n1  # W_1, P_0 and Q_0 each step, and Q_0 once more for the PSPs in flight
+    assert separate_flops - shared_flops == cfg.steps * batch * 2 * per_step + batch * 2 * n0 * n1
 
 
 def test_identical_copies_run_up_to_the_lowest_nudged_layer():

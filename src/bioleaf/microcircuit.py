@@ -104,7 +104,7 @@ from .network import uniform_init
 from .neurons import NeuronParams
 from .parsing import number_list
 from .pathways import apical_pathway, bottom_up, prediction_pathway
-from .phase import LIVE, REPLAYED, Phase, feedforward, unnudged_layers
+from .phase import LIVE, REPLAYED, Phase, copy_rows, feedforward, unnudged_layers
 from .presentation import CircuitSums, Copy, PhaseDifference, Presentation, Recorder, TraceSums
 
 FEEDBACK_MODES = ("symmetric", "random", "learned", "direct")
@@ -365,7 +365,7 @@ def circuit_copies(circuit: Microcircuit, params: CircuitParams, neuron: NeuronP
     if free:
         top = prediction_pathway(circuit.P, params.interneurons == "ideal")
         phase = feedforward(W, neuron, params.g_basal, top_interneurons=top, copies=copies)
-        run.shadow = shadow = Copy(phase, phase.init(batch, dev), TraceSums(sizes, batch, dev))
+        run.shadow = shadow = Copy(phase, phase.init(batch, dev), TraceSums(sizes))
         run.schedule.append(lambda x, basal: shadow.advance(x, basal))
         run.schedule.append(lambda x, basal: main.advance(x, basal, shadow.replay()))
     else:
@@ -421,7 +421,7 @@ def present_phases(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Te
                          lateral | learn, copies=2)
     errors = run_presentation(run, circuit, spikes, steps, neuron)
     halves = slice(0, batch), slice(batch, 2 * batch)
-    (free_run, teach_run), (free_errors, teach_errors) = zip(*[(run.rows(h), [e[h] for e in errors]) for h in halves])
+    (free_run, teach_run), (free_errors, teach_errors) = zip(*[(run.rows(h), [copy_rows(e, h) for e in errors]) for h in halves])
     free = presentation_of(free_run, plastic_updates(circuit, free_run, free_errors, lateral, False, None, params,
                                                      steps), steps)
     memory = FreePhaseMemory.of(free, params.contrastive and params.interneurons == "learned")
@@ -432,17 +432,16 @@ def present_phases(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Te
 def run_presentation(run: Copies, circuit: Microcircuit, spikes: SpikeStream, steps: int, neuron: NeuronParams,
                      recorder: Recorder | None = None) -> list[torch.Tensor]:
     """The time loop of :func:`present`: the input trace and the first layer's basal input once per step
-    (shared by every copy; computed once for the phase's stacked copies of the batch), then every copy steps;
+    (shared by every copy, in one copy's rows of the stacked copies of the batch), then every copy steps;
     at the end the PSPs still in flight complete their integrals. The error each layer's bottom-up rule
     reads (two-sided nudging: below the top hidden layer, half the difference of the two teacher phases)."""
-    x_in, copies = None, run.main.phase.copies
+    x_in = None
     for t in range(steps):
         s_in = spikes(t)
         x_in = s_in.clone() if x_in is None else neuron.lam * x_in + s_in
-        pre = x_in if copies == 1 else torch.cat([x_in] * copies)
-        basal = bottom_up(pre, circuit.W[0], copies)
+        basal = bottom_up(x_in, circuit.W[0])
         for advance in run.schedule:
-            advance(pre, basal)
+            advance(x_in, basal)
         if recorder is not None:
             recorder.add(s_in, run.main.signals)
     tail = 1.0 / (1.0 - neuron.lam)

@@ -14,10 +14,10 @@ With ideal interneurons (``Q = -B``, ``P = W_{l+1}``, a labelled idealisation) t
 product of the difference, :math:`B_l (x_{l+1} - x^I_l)` (:func:`ideal_apical`), and an interneuron's
 lateral input is its partner's basal input, already computed (:func:`ideal_prediction`).
 
-Where the rows of ``x`` hold ``copies`` identical copies of a batch stacked on each other (the free and
-the teacher phase simulated side by side share every population below the lowest nudged layer), a
-pathway leaving those populations is computed on the first copy's rows and repeated (:func:`product`):
-the same numbers, for ``1 / copies`` of the arithmetic.
+Where several copies of a batch are stacked on each other (the free and the teacher phase simulated side
+by side), a population every copy shares (below the lowest nudged layer) holds one copy's rows, so a
+pathway leaving it runs on those rows; where it meets a population of all the rows, it is repeated
+(:func:`stacked`): the same numbers, for ``1 / copies`` of the arithmetic.
 """
 
 from __future__ import annotations
@@ -26,41 +26,40 @@ from typing import Callable
 
 import torch
 
-Apical = Callable[..., torch.Tensor]
-"""``(layer, x_above, x_inter, copies=1) -> v^A`` (``copies``: identical stacked copies in ``x_inter``)."""
-Prediction = Callable[..., torch.Tensor]
-"""``(layer, x_layer, basal_above, copies=1) -> v^I`` (``copies``: identical stacked copies in ``x_layer``)."""
+Apical = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
+"""``(layer, x_above, x_inter) -> v^A``, in the rows of ``x_above``."""
+Prediction = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
+"""``(layer, x_layer, basal_above) -> v^I``, in the rows of ``x_layer``."""
 
 
-def product(pre: torch.Tensor, weights: torch.Tensor, copies: int = 1) -> torch.Tensor:
-    r"""``pre @ weights.T``; when ``pre``'s rows are ``copies`` identical copies of a batch stacked on each
-    other, computed on the first copy's rows and repeated (by concatenation: ``Tensor.repeat`` takes several
-    times as long on a CPU)."""
-    if copies == 1:
-        return pre @ weights.T
-    return torch.cat([pre[:pre.shape[0] // copies] @ weights.T] * copies)
+def stacked(t: torch.Tensor, rows: int) -> torch.Tensor:
+    """``t`` in ``rows`` rows: ``t`` itself, or, where it holds one copy's rows of a population that every
+    stacked copy of the batch shares, those rows repeated once per copy."""
+    return t if t.shape[0] == rows else torch.cat([t] * (rows // t.shape[0]))
 
 
-def bottom_up(pre: torch.Tensor, W: torch.Tensor, copies: int = 1) -> torch.Tensor:
+def bottom_up(pre: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
     r"""Basal potential :math:`v^B = W x_{below}`."""
-    return product(pre, W, copies)
+    return pre @ W.T
 
 
-def apical(B: torch.Tensor, Q: torch.Tensor, above: torch.Tensor, inter: torch.Tensor,
-           copies: int = 1) -> torch.Tensor:
-    r"""Apical potential :math:`v^A = B x_{above} + Q x^I` (top-down ``B`` plus the interneurons' ``Q``;
-    ``copies``: identical stacked copies in ``inter``)."""
-    return above @ B.T + product(inter, Q, copies)
+def apical(B: torch.Tensor, Q: torch.Tensor, above: torch.Tensor, inter: torch.Tensor) -> torch.Tensor:
+    r"""Apical potential :math:`v^A = B x_{above} + Q x^I` (top-down ``B`` plus the interneurons' ``Q``; the
+    interneurons' part added to every copy where they hold one copy's rows)."""
+    above_part, inter_part = above @ B.T, inter @ Q.T
+    if inter_part.shape[0] == above_part.shape[0]:
+        return above_part + inter_part
+    return (above_part.view(-1, *inter_part.shape) + inter_part).view(above_part.shape)
 
 
 def ideal_apical(B: torch.Tensor, above: torch.Tensor, inter: torch.Tensor) -> torch.Tensor:
     r"""Apical potential with ideal interneurons (``Q = -B``): :math:`B (x_{above} - x^I)`."""
-    return (above - inter) @ B.T
+    return (above - stacked(inter, above.shape[0])) @ B.T
 
 
-def lateral_prediction(P: torch.Tensor, pre: torch.Tensor, copies: int = 1) -> torch.Tensor:
+def lateral_prediction(P: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
     r"""An interneuron's lateral input :math:`v^I = P x_l`."""
-    return product(pre, P, copies)
+    return pre @ P.T
 
 
 def ideal_prediction(basal_above: torch.Tensor) -> torch.Tensor:
@@ -71,12 +70,12 @@ def ideal_prediction(basal_above: torch.Tensor) -> torch.Tensor:
 def apical_pathway(B: list[torch.Tensor], Q: list[torch.Tensor], ideal: bool) -> Apical:
     """The apical input of every hidden layer for the interneuron mode (chosen once per presentation)."""
     if ideal:
-        return lambda l, above, inter, copies=1: ideal_apical(B[l], above, inter)
-    return lambda l, above, inter, copies=1: apical(B[l], Q[l], above, inter, copies)
+        return lambda l, above, inter: ideal_apical(B[l], above, inter)
+    return lambda l, above, inter: apical(B[l], Q[l], above, inter)
 
 
 def prediction_pathway(P: list[torch.Tensor], ideal: bool) -> Prediction:
     """The interneurons' lateral input of every hidden layer for the interneuron mode."""
     if ideal:
-        return lambda l, pre, basal_above, copies=1: ideal_prediction(basal_above)
-    return lambda l, pre, basal_above, copies=1: lateral_prediction(P[l], pre, copies)
+        return lambda l, pre, basal_above: ideal_prediction(basal_above)
+    return lambda l, pre, basal_above: lateral_prediction(P[l], pre)

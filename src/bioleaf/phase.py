@@ -26,9 +26,10 @@ step's traces). Every simulation of the package is a phase:
 A phase can step ``copies`` copies of one batch stacked on each other that differ only in the teacher's
 strength (the free and the teacher phase side by side). Every population below the lowest nudged hidden
 layer (apical coupling 0 or decoupled) then behaves identically in every copy: no top-down input reaches
-its somata, and its interneurons see only their own layer. The products leaving those populations (the
-next layer's basal input, the interneurons' prediction ``P``, the inhibition ``Q``) run on one copy's rows
-and are repeated (:func:`bioleaf.pathways.product`).
+its somata, and its interneurons see only their own layer. Those populations are simulated once, in one
+copy's rows, and so are the products leaving them (the next layer's basal input, the interneurons'
+prediction ``P``, the inhibition ``Q``); a signal is repeated for every copy where it reaches a population
+of all the rows (:func:`bioleaf.pathways.stacked`). The input and its trace are one copy's rows too.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import torch
 
 from .cells import Teacher, decoupled_pyramidal_step, interneuron_step, output_step, pyramidal_step
 from .neurons import IFState, NeuronParams, SpikeFn, heaviside, if_init
-from .pathways import Apical, Prediction, bottom_up
+from .pathways import Apical, Prediction, bottom_up, stacked
 
 LIVE, REPLAYED, ABSENT = "live", "replayed", "absent"  # the interneurons of a hidden layer in a phase
 
@@ -54,10 +55,16 @@ class PhaseState(NamedTuple):
     basal_integral: torch.Tensor
 
     def rows(self, rows: slice) -> "PhaseState":
-        """The same populations restricted to batch ``rows`` (views, no copies)."""
+        """The same populations restricted to the batch ``rows`` of one stacked copy (views, no copies)."""
         def part(state: IFState | None) -> IFState | None:
-            return None if state is None else IFState(*(t[rows] for t in state))
+            return None if state is None else IFState(*(copy_rows(t, rows) for t in state))
         return PhaseState([part(p) for p in self.pyr], [part(i) for i in self.inter], self.basal_integral[rows])
+
+
+def copy_rows(t: torch.Tensor, rows: slice) -> torch.Tensor:
+    """The batch ``rows`` of one stacked copy in ``t``: ``t`` itself where it holds one copy's rows (a population
+    every copy shares)."""
+    return t if t.shape[0] == rows.stop - rows.start else t[rows]
 
 
 @dataclass
@@ -103,7 +110,7 @@ class Phase:
     spike_fn: SpikeFn = heaviside
     name: str = "circuit"  # which copy this is: teacher, free, shadow, reversed, inference
     copies: int = 1  # stacked copies of the batch that differ only in the teacher's strength
-    _identical: list[int] = field(init=False, repr=False)
+    _shared: list[bool] = field(init=False, repr=False)  # per hidden layer: simulated once for every copy
     _layers: list[Callable] = field(init=False, repr=False)
     _teacher_current: Callable = field(init=False, repr=False)
 
@@ -111,7 +118,7 @@ class Phase:
         L, teacher = len(self.W), self.teacher
         if self.feedback_from is None:
             self.feedback_from = list(range(1, L))
-        self._identical = identical_copies(self.couplings, self.lowest, self.copies)
+        self._shared = [n > 1 for n in identical_copies(self.couplings, self.lowest, self.copies)]
         self._layers = [self._hidden(l) for l in range(self.lowest, L - 1)] + [self._output]
         if teacher is None:
             self._teacher_current = lambda out, replay: None
@@ -121,10 +128,14 @@ class Phase:
             self._teacher_current = lambda out, replay: teacher.current(out.rate)
 
     def init(self, batch: int, device: torch.device | str) -> PhaseState:
-        L, sizes = len(self.W), [w.shape[0] for w in self.W]
-        pyr = [None if l < self.lowest else if_init(batch, n, device=device) for l, n in enumerate(sizes)]
-        inter = [if_init(batch, sizes[l + 1], device=device) if l >= self.lowest and self.interneurons[l] != ABSENT
-                 else None for l in range(L - 1)]
+        """Every population at rest, in ``batch`` rows, or one copy's where every copy shares it (replayed
+        interneurons are the teacher-free copy's, which every copy shares)."""
+        L, sizes, one = len(self.W), [w.shape[0] for w in self.W], batch // self.copies
+        rows = [one if l < L - 1 and self._shared[l] else batch for l in range(L)]
+        pyr = [None if l < self.lowest else if_init(rows[l], n, device=device) for l, n in enumerate(sizes)]
+        inter = [None if l < self.lowest or mode == ABSENT else
+                 if_init(one if mode == REPLAYED else rows[l], sizes[l + 1], device=device)
+                 for l, mode in enumerate(self.interneurons)]
         return PhaseState(pyr, inter, torch.zeros(batch, sizes[-1], device=device))
 
     def step(self, pre: torch.Tensor | None, basal: torch.Tensor, prev: PhaseState,
@@ -142,7 +153,7 @@ class Phase:
     def _hidden(self, l: int) -> Callable:
         """The step of hidden layer ``l``: its pyramidal cells, then its interneurons."""
         g_apical, neuron, g_basal, W_up = self.couplings[l], self.neuron, self.g_basal, self.W[l + 1]
-        source, copies = self.feedback_from[l], self._identical[l]
+        source = self.feedback_from[l]
         interneurons = {LIVE: self._live_interneurons, REPLAYED: self._replayed_interneurons,
                         ABSENT: lambda l, pre, basal, prev, state, sig, replay: None}[self.interneurons[l]]
 
@@ -150,19 +161,20 @@ class Phase:
             return decoupled_pyramidal_step(basal, prev.pyr[l], neuron, g_basal, self.spike_fn)
 
         def coupled(basal, prev, sig, replay):
-            sig.apical[l] = self.apical(l, prev.pyr[source].trace, prev.inter[l].trace, copies)
+            sig.apical[l] = self.apical(l, prev.pyr[source].trace, prev.inter[l].trace)
             return pyramidal_step(basal, sig.apical[l], prev.pyr[l], neuron, g_basal, g_apical)
 
         def replayed(basal, prev, sig, replay):  # unnudged (g_A = 0): it fires as in the teacher-free copy
-            sig.apical[l] = self.apical(l, prev.pyr[source].trace, prev.inter[l].trace, copies)
+            sig.apical[l] = self.apical(l, prev.pyr[source].trace, prev.inter[l].trace)
             return replay.signals.spikes[l], replay.state.pyr[l]
 
-        shared = l < self.replayed_layers
-        pyramidal = replayed if shared else decoupled if g_apical is None else coupled
-        basal_above = ((lambda pre, replay: replay.signals.basal[l + 1]) if shared
-                       else (lambda pre, replay: bottom_up(pre, W_up, copies)))
+        replays = l < self.replayed_layers
+        pyramidal = replayed if replays else decoupled if g_apical is None else coupled
+        basal_above = ((lambda pre, replay: replay.signals.basal[l + 1]) if replays
+                       else (lambda pre, replay: bottom_up(pre, W_up)))
 
-        def step(pre, basal, prev, state, sig, replay):
+        def step(pre, basal, prev, state, sig, replay):  # pre, basal: in the rows of the population below
+            basal = stacked(basal, prev.pyr[l].v.shape[0])
             sig.inputs[l], sig.basal[l] = pre, basal
             sig.spikes[l], state.pyr[l] = pyramidal(basal, prev, sig, replay)
             pre = state.pyr[l].trace
@@ -172,7 +184,7 @@ class Phase:
         return step
 
     def _live_interneurons(self, l, pre, basal_above, prev, state, sig, replay) -> None:
-        dendrite = self.prediction(l, pre, basal_above, self._identical[l])
+        dendrite = self.prediction(l, pre, basal_above)
         sig.inter_spikes[l], state.inter[l], sig.inter_current[l] = interneuron_step(
             dendrite, prev.inter[l], self.neuron, self.g_basal)
 
@@ -181,6 +193,7 @@ class Phase:
 
     def _output(self, pre, basal, prev, state, sig, replay):
         L = len(self.W)
+        basal = stacked(basal, prev.basal_integral.shape[0])
         sig.inputs[L - 1], sig.basal[L - 1] = pre, basal
         out = output_step(basal, prev.pyr[L - 1], prev.basal_integral, self.neuron, self.teacher, self.spike_fn)
         state.pyr[L - 1], sig.spikes[L - 1], sig.rate = out.soma, out.spikes, out.rate

@@ -21,42 +21,54 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .phase import Phase, PhaseState, Replay, StepSignals
+from .pathways import stacked
+from .phase import Phase, PhaseState, Replay, StepSignals, copy_rows
+
+
+def accumulated(total: torch.Tensor | None, value: torch.Tensor) -> torch.Tensor:
+    """``total + value`` in place, ``total`` starting from zeros in ``value``'s rows (one copy's, where every
+    stacked copy shares the population)."""
+    if total is None:
+        total = torch.zeros_like(value)
+    return total.add_(value)
 
 
 class CircuitSums:
-    """The running sums of the teacher or free phase (formulas above), per layer ``[batch, n]``; only those a
-    rule of the presentation reads: the basal inputs' trace sums ``X`` of the lowest ``traces`` layers (the
-    others' come from the teacher-free copy), with ``inter_traces`` every hidden layer's interneuron trace
-    sums ``XI`` (``Q``'s rule), with ``live`` (the hidden layers whose interneurons are simulated; not ``None``)
-    the interneurons' integrated currents ``a_inter`` (``P``'s; zero where they are not simulated)."""
+    """The running sums of the teacher or free phase (formulas above), per layer ``[rows, n]`` in the rows of
+    the population each sums over; only those a rule of the presentation reads: the basal inputs' trace sums
+    ``X`` of the lowest ``traces`` layers (the others' come from the teacher-free copy), with ``inter_traces``
+    every hidden layer's interneuron trace sums ``XI`` (``Q``'s rule), with ``live`` (the hidden layers whose
+    interneurons are simulated; not ``None``) the interneurons' integrated currents ``a_inter`` (``P``'s; zero,
+    in ``batch`` rows, where they are not simulated)."""
 
     def __init__(self, sizes: list[int], batch: int, device: torch.device, teacher: bool, *, traces: int,
                  inter_traces: bool, live: list[int] | None):
         hidden = range(len(sizes) - 2)
-        zeros = lambda n: torch.zeros(batch, n, device=device)  # noqa: E731
-        self.X = [zeros(n) for n in sizes[:traces]]  # presynaptic trace sums of the layers' basal input
-        self.A = [zeros(n) for n in sizes[1:]]  # integrated apical input / teacher current
-        self.XI = [zeros(sizes[l + 2]) for l in hidden] if inter_traces else []  # what the apical dendrite saw
-        self.a_inter = [zeros(sizes[l + 2]) for l in hidden] if live is not None else []  # interneurons' currents
+        self.X: list[torch.Tensor | None] = [None] * traces  # presynaptic trace sums of the layers' basal input
+        self.A: list[torch.Tensor | None] = [None] * (len(sizes) - 2) + [  # integrated apical input / teacher current
+            None if teacher else torch.zeros(batch, sizes[-1], device=device)]
+        self.XI: list[torch.Tensor | None] = [None] * len(hidden) if inter_traces else []  # what the apical saw
+        self.a_inter: list[torch.Tensor | None] = ([None if l in live else torch.zeros(batch, sizes[l + 2], device=device)
+                                                    for l in hidden] if live is not None else [])
         self._hidden, self._live, self._teacher = hidden, live or [], teacher
 
     def add(self, prev: PhaseState, sig: StepSignals, state: PhaseState) -> None:
-        for x, pre in zip(self.X, sig.inputs):
-            x += pre
+        for l, pre in enumerate(sig.inputs[:len(self.X)]):
+            self.X[l] = accumulated(self.X[l], pre)
         for l in self._hidden:
-            self.A[l] += sig.apical[l]
-        for xi, inter in zip(self.XI, prev.inter):
-            xi += inter.trace
+            self.A[l] = accumulated(self.A[l], sig.apical[l])
+        for l in range(len(self.XI)):
+            self.XI[l] = accumulated(self.XI[l], prev.inter[l].trace)
         for l in self._live:
-            self.a_inter[l] += sig.inter_current[l]
+            self.a_inter[l] = accumulated(self.a_inter[l], sig.inter_current[l])
         if self._teacher:
-            self.A[-1] += sig.teacher_current
+            self.A[-1] = accumulated(self.A[-1], sig.teacher_current)
 
     def rows(self, rows: slice) -> "CircuitSums":
-        """The same sums restricted to batch ``rows`` (views)."""
+        """The same sums restricted to the batch ``rows`` of one stacked copy (views)."""
         view = copy.copy(self)
-        view.X, view.A, view.XI, view.a_inter = ([t[rows] for t in ts] for ts in (self.X, self.A, self.XI, self.a_inter))
+        view.X, view.A, view.XI, view.a_inter = ([None if t is None else copy_rows(t, rows) for t in ts]
+                                                 for ts in (self.X, self.A, self.XI, self.a_inter))
         return view
 
     def complete(self, state: PhaseState, phase: Phase, tail: float) -> None:
@@ -70,16 +82,16 @@ class CircuitSums:
 class TraceSums:
     """The teacher-free copy's presynaptic trace sums above the input (the input's is shared)."""
 
-    def __init__(self, sizes: list[int], batch: int, device: torch.device):
-        self.X = [torch.zeros(batch, n, device=device) for n in sizes[1:-1]]
+    def __init__(self, sizes: list[int]):
+        self.X: list[torch.Tensor | None] = [None] * (len(sizes) - 2)
 
     def add(self, prev: PhaseState, sig: StepSignals, state: PhaseState) -> None:
-        for x, pre in zip(self.X, sig.inputs[1:]):
-            x += pre
+        for l, pre in enumerate(sig.inputs[1:len(self.X) + 1]):
+            self.X[l] = accumulated(self.X[l], pre)
 
     def rows(self, rows: slice) -> "TraceSums":
         view = copy.copy(self)
-        view.X = [x[rows] for x in self.X]
+        view.X = [copy_rows(x, rows) for x in self.X]
         return view
 
 
@@ -118,7 +130,9 @@ class PhaseDifference:
     def add(self, plus: PhaseState, minus: PhaseState, scale: float | None = None) -> None:
         for l, d in self.D.items():
             inter_minus = plus.inter[l] if minus.inter[l] is None else minus.inter[l]
-            diff = (plus.pyr[l + 1].trace - plus.inter[l].trace) - (minus.pyr[l + 1].trace - inter_minus.trace)
+            rows = plus.pyr[l + 1].trace.shape[0]
+            diff = ((plus.pyr[l + 1].trace - stacked(plus.inter[l].trace, rows))
+                    - (minus.pyr[l + 1].trace - stacked(inter_minus.trace, rows)))
             d += diff if scale is None else scale * diff
 
     def errors(self, B: list[torch.Tensor]) -> dict[int, torch.Tensor]:
