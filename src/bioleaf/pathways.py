@@ -17,7 +17,8 @@ lateral input is its partner's basal input, already computed (:func:`ideal_predi
 Where several copies of a batch are stacked on each other (the free and the teacher phase simulated side
 by side), a population every copy shares (below the lowest nudged layer) holds one copy's rows, so a
 pathway leaving it runs on those rows; where it meets a population of all the rows, it is repeated
-(:func:`stacked`): the same numbers, for ``1 / copies`` of the arithmetic.
+(:func:`stacked`), or, where it is combined element-wise with such a population, broadcast over the copies
+(:func:`per_copy`): the same numbers, for ``1 / copies`` of the arithmetic.
 """
 
 from __future__ import annotations
@@ -38,6 +39,15 @@ def stacked(t: torch.Tensor, rows: int) -> torch.Tensor:
     return t if t.shape[0] == rows else torch.cat([t] * (rows // t.shape[0]))
 
 
+def per_copy(op: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], t: torch.Tensor,
+             shared: torch.Tensor) -> torch.Tensor:
+    """``op(t, shared)`` in the rows of ``t``; where ``shared`` holds one copy's rows of a population every stacked
+    copy shares, it is broadcast over the copies (a view, nothing repeated)."""
+    if shared.shape[0] == t.shape[0]:
+        return op(t, shared)
+    return op(t.view(-1, *shared.shape), shared).view(t.shape)
+
+
 def bottom_up(pre: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
     r"""Basal potential :math:`v^B = W x_{below}`."""
     return pre @ W.T
@@ -46,15 +56,12 @@ def bottom_up(pre: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
 def apical(B: torch.Tensor, Q: torch.Tensor, above: torch.Tensor, inter: torch.Tensor) -> torch.Tensor:
     r"""Apical potential :math:`v^A = B x_{above} + Q x^I` (top-down ``B`` plus the interneurons' ``Q``; the
     interneurons' part added to every copy where they hold one copy's rows)."""
-    above_part, inter_part = above @ B.T, inter @ Q.T
-    if inter_part.shape[0] == above_part.shape[0]:
-        return above_part + inter_part
-    return (above_part.view(-1, *inter_part.shape) + inter_part).view(above_part.shape)
+    return per_copy(torch.add, above @ B.T, inter @ Q.T)
 
 
 def ideal_apical(B: torch.Tensor, above: torch.Tensor, inter: torch.Tensor) -> torch.Tensor:
     r"""Apical potential with ideal interneurons (``Q = -B``): :math:`B (x_{above} - x^I)`."""
-    return (above - stacked(inter, above.shape[0])) @ B.T
+    return per_copy(torch.sub, above, inter) @ B.T
 
 
 def lateral_prediction(P: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:

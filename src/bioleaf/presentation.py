@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .pathways import stacked
+from .pathways import per_copy
 from .phase import Phase, PhaseState, Replay, StepSignals, copy_rows
 
 
@@ -130,9 +130,8 @@ class PhaseDifference:
     def add(self, plus: PhaseState, minus: PhaseState, scale: float | None = None) -> None:
         for l, d in self.D.items():
             inter_minus = plus.inter[l] if minus.inter[l] is None else minus.inter[l]
-            rows = plus.pyr[l + 1].trace.shape[0]
-            diff = ((plus.pyr[l + 1].trace - stacked(plus.inter[l].trace, rows))
-                    - (minus.pyr[l + 1].trace - stacked(inter_minus.trace, rows)))
+            diff = (per_copy(torch.sub, plus.pyr[l + 1].trace, plus.inter[l].trace)
+                    - per_copy(torch.sub, minus.pyr[l + 1].trace, inter_minus.trace))
             d += diff if scale is None else scale * diff
 
     def errors(self, B: list[torch.Tensor]) -> dict[int, torch.Tensor]:
