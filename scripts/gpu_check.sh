@@ -4,12 +4,15 @@
 #      microcircuit's updates equal the CPU's, a run trained on the GPU loads on a CPU, compare and the
 #      quick bench run there); none of them may skip;
 #   2. bioleaf bench --device cuda --json;
-#   3. bioleaf bench --scaling --device cuda (with the community benchmark's 16384-cell layer).
+#   3. bioleaf bench --scaling --device cuda (with the community benchmark's 16384-cell layer);
+#   4. with a minute and a half left, bench/compiled_step.py --device cuda --mode reduce-overhead: the
+#      circuit's time step compiled (Inductor and CUDA graphs) against the eager step; a measurement only,
+#      its failure is a notice, not a failed check.
 #
 #   bash scripts/gpu_check.sh [OUT_DIR]     # default $OUT when set, else runs/gpu-check
 #
 # OUT_DIR receives gpu-check.log (everything printed), cuda-tests.xml, bench.json and scaling/ (results.json,
-# results.md, scaling.png). PYTHON names the interpreter that has PyTorch (default python3). The project's
+# results.md, scaling.png) and compiled-step.txt. PYTHON names the interpreter that has PyTorch (default python3). The project's
 # other dependencies (pyproject.toml: its dependencies and the test and bench extras; usually only snntorch,
 # nir and nirtorch are missing) are installed offline from wheels: $WHEELS, else wheels/ or .whl/ in this
 # checkout, else ../wheels beside it (make them on a machine with internet: pip download --no-deps -d wheels
@@ -92,6 +95,15 @@ EOF
 step "bioleaf bench --device cuda --json" "$OUT_DIR/bench.json" "$PY" -m bioleaf bench --device cuda --json
 step "bioleaf bench --scaling --device cuda" /dev/stdout "$PY" -m bioleaf bench --scaling --device cuda \
   --out "$OUT_DIR/scaling"
+left=$((DEADLINE - SECONDS))
+if [ "$left" -gt 90 ]; then
+  echo "gpu_check: bench/compiled_step.py --device cuda (at most ${left}s)" | tee -a "$LOG"
+  timeout "$left" "$PY" bench/compiled_step.py --device cuda --mode reduce-overhead --rounds 10 2>>"$LOG" \
+    | tee -a "$LOG" >"$OUT_DIR/compiled-step.txt" \
+    || echo "gpu_check: notice: bench/compiled_step.py did not finish (see $LOG); the check goes on" | tee -a "$LOG"
+else
+  echo "gpu_check: notice: bench/compiled_step.py skipped, ${left}s left" | tee -a "$LOG"
+fi
 "$PY" - "$OUT_DIR/bench.json" <<'EOF' | tee -a "$LOG"
 import json, sys
 r = json.load(open(sys.argv[1]))
