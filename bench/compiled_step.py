@@ -4,7 +4,7 @@ Each copy of the circuit advances one time step in :meth:`bioleaf.presentation.C
 of every population, the running sums). This script builds each of the bench's BioLeaF trainers twice from
 the same seed, one whose copies step eagerly and one whose step is ``torch.compile(Copy.advance, mode=...)``
 (TorchDynamo + Inductor: the element-wise work of a step fused into generated kernels, the products left to
-the BLAS), and trains the same fixed batches with both in alternation (the order swaps every round, so a
+the BLAS), and trains the same fixed batch with both in alternation (the order swaps every round, so a
 shared machine slows both alike). It prints per trainer the compile time, the median batch time of each, their
 ratio (below 1: the compiled step is faster) and how far the two ended apart in their weights (fused kernels
 may round differently from the eager operators).
@@ -24,7 +24,7 @@ import time
 import torch
 
 from bioleaf.bench import (BIOLEAF_TRAINERS, bench_device, fixed_batches, make_trainer, quiet_scalar_warnings,
-                           synchronizer, time_interleaved)
+                           rotation_tasks, synchronizer, time_interleaved)
 from bioleaf.errors import UsageError
 from bioleaf.presentation import Copy
 
@@ -58,8 +58,7 @@ def compare(name: str, args, device: torch.device) -> dict:
     runs = {kind: SteppedBy(make_trainer(name, args.arch, args.steps, args.batch, device, args.seed), advance)
             for kind, advance in (("eager", EAGER_ADVANCE), ("compiled", compiled))}
     xs, ys, _ = fixed_batches(args.arch, args.batch, 1, torch.Generator().manual_seed(args.seed + 1), device)
-    gens = {kind: torch.Generator(device=device).manual_seed(args.seed + 2) for kind in runs}
-    tasks = {kind: (lambda kind=kind: runs[kind].train_batch(xs[0], ys[0], gens[kind])) for kind in runs}
+    tasks = rotation_tasks(runs, xs, ys, args.seed, device)
     sync = synchronizer(device)
     t0 = time.perf_counter()
     tasks["compiled"]()  # compiles every variant of the step the trainer's copies need

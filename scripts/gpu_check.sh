@@ -11,9 +11,9 @@
 #
 #   bash scripts/gpu_check.sh [OUT_DIR]     # default $OUT when set, else runs/gpu-check
 #
-# OUT_DIR receives gpu-check.log (everything printed), cuda-tests.xml, bench.json and scaling/ (results.json,
-# results.md, scaling.png) and compiled-step.txt. PYTHON names the interpreter that has PyTorch (default python3). The project's
-# other dependencies (pyproject.toml: its dependencies and the test and bench extras; usually only snntorch,
+# OUT_DIR receives gpu-check.log (everything printed), cuda-tests.xml, bench.json, scaling/ (results.json,
+# results.md, scaling.png) and compiled-step.txt. PYTHON names the interpreter that has PyTorch (default
+# python3). The project's other dependencies (pyproject.toml: its dependencies and the test and bench extras; usually only snntorch,
 # nir and nirtorch are missing) are installed offline from wheels: $WHEELS, else wheels/ or .whl/ in this
 # checkout, else ../wheels beside it (make them on a machine with internet: pip download --no-deps -d wheels
 # snntorch nir nirtorch). The checkout itself is installed into that Python with pip install --no-deps -e .
