@@ -21,7 +21,7 @@ import torch
 
 from bioleaf.data import load_dataset
 from bioleaf.errors import BioleafError
-from bioleaf.evaluate import load_model
+from bioleaf.training.evaluate import load_model
 
 
 @lru_cache(maxsize=None)

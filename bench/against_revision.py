@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import io
+import re
 import statistics
 import subprocess
 import sys
@@ -25,21 +26,26 @@ from pathlib import Path
 
 import torch
 
-import bioleaf.bench as current_bench
+import bioleaf.tools.bench as current_bench
 from bioleaf.config import parse_arch
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def import_revision(rev: str, into: Path):
-    """``bioleaf.bench`` of git revision ``rev``, extracted under ``into`` as the package ``bioleaf_rev``."""
+    """``bioleaf.tools.bench`` of git revision ``rev``, extracted under ``into`` as the package ``bioleaf_rev``."""
     archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "src/bioleaf"], check=True,
                              capture_output=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
-    (into / "src" / "bioleaf").rename(into / "bioleaf_rev")  # the package imports itself relatively only
+    package = into / "bioleaf_rev"
+    (into / "src" / "bioleaf").rename(package)
+    for module in package.rglob("*.py"):  # absolute imports of the package name the extracted copy
+        text = module.read_text()
+        module.write_text(re.sub(r"^(\s*)(from|import) bioleaf\b", r"\1\2 bioleaf_rev", text, flags=re.M))
     sys.path.insert(0, str(into))
-    return importlib.import_module("bioleaf_rev.bench")
+    layout = "tools.bench" if (package / "tools" / "bench.py").exists() else "bench"
+    return importlib.import_module(f"bioleaf_rev.{layout}")
 
 
 def final_weights(trainer) -> list[torch.Tensor]:

@@ -1,6 +1,6 @@
 """The circuit's time step compiled by ``torch.compile`` against the eager step, in one process.
 
-Each copy of the circuit advances one time step in :meth:`bioleaf.presentation.Copy.advance` (the layer step
+Each copy of the circuit advances one time step in :meth:`bioleaf.model.circuit.presentation.Copy.advance` (the layer step
 of every population, the running sums). This script builds each of the bench's BioLeaF trainers twice from
 the same seed, one whose copies step eagerly and one whose step is ``torch.compile(Copy.advance, mode=...)``
 (TorchDynamo + Inductor: the element-wise work of a step fused into generated kernels, the products left to
@@ -23,10 +23,10 @@ import time
 
 import torch
 
-from bioleaf.bench import (BIOLEAF_TRAINERS, bench_device, fixed_batches, make_trainer, quiet_scalar_warnings,
+from bioleaf.tools.bench import (BIOLEAF_TRAINERS, bench_device, fixed_batches, make_trainer, quiet_scalar_warnings,
                            rotation_tasks, synchronizer, time_interleaved)
 from bioleaf.errors import UsageError
-from bioleaf.presentation import Copy
+from bioleaf.model.circuit.presentation import Copy
 
 EAGER_ADVANCE = Copy.advance
 

@@ -27,10 +27,10 @@ import torch
 
 from bioleaf.cli import build_parser, config_from_args
 from bioleaf.data import load_dataset
-from bioleaf.network import simulate
+from bioleaf.model.network import simulate
 from bioleaf.rules.bioleaf import BioleafRule
-from bioleaf.backprop import stbp_gradients
-from bioleaf.train import Trainer
+from bioleaf.model.backprop import stbp_gradients
+from bioleaf.training.trainer import Trainer
 
 
 def basal_output_gradients(weights, fwd, targets, threshold):

@@ -18,7 +18,7 @@ import time
 import torch
 from torch.profiler import profile
 
-from bioleaf.bench import TWIN_NEURON, SnnTorchTrainer
+from bioleaf.tools.bench import TWIN_NEURON, SnnTorchTrainer
 from bioleaf.config import TrainConfig
 from bioleaf.rules import make_rule
 

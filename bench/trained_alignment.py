@@ -19,9 +19,9 @@ import sys
 import torch
 
 from bioleaf.data import load_dataset
-from bioleaf.equivalence import agreement, spiking_updates
+from bioleaf.tools.equivalence import agreement, spiking_updates
 from bioleaf.errors import BioleafError, UsageError
-from bioleaf.evaluate import load_model
+from bioleaf.training.evaluate import load_model
 
 
 def alignment(run_dir: str, nudges: list[str], couplings: list[float | None], batches: int, batch: int) -> list[dict]:

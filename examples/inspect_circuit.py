@@ -17,7 +17,7 @@ import torch  # noqa: E402
 
 import bioleaf  # noqa: E402
 from bioleaf.data import load_dataset  # noqa: E402
-from bioleaf.equivalence import agreement, spiking_updates  # noqa: E402
+from bioleaf.tools.equivalence import agreement, spiking_updates  # noqa: E402
 
 quick = os.environ.get("BIOLEAF_QUICK") == "1"
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "examples-out")

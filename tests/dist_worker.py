@@ -6,8 +6,8 @@ Usage (what the test runs)::
         tests/dist_worker.py OUT RUNS_JSON
 
 ``RUNS_JSON`` maps a run name to a training configuration (``TrainConfig.to_json()``). Every rank joins
-the process group once with :func:`bioleaf.parallel.setup_parallel`, then trains each configuration
-with :class:`bioleaf.train.Trainer` into ``OUT/NAME/run{rank}`` (the test creates these directories:
+the process group once with :func:`bioleaf.training.distributed.setup_parallel`, then trains each configuration
+with :class:`bioleaf.training.trainer.Trainer` into ``OUT/NAME/run{rank}`` (the test creates these directories:
 only rank 0 may write into its own) and saves its learned tensors to ``OUT/NAME/rank{rank}.safetensors``
 and its summary to ``OUT/NAME/rank{rank}.json``, so the test can compare the ranks with each other and
 with a single-process run.
@@ -25,8 +25,8 @@ from safetensors.torch import save_file
 
 from bioleaf.config import TrainConfig
 from bioleaf.data import load_dataset
-from bioleaf.parallel import setup_parallel, teardown_parallel
-from bioleaf.train import Trainer
+from bioleaf.training.distributed import setup_parallel, teardown_parallel
+from bioleaf.training.trainer import Trainer
 
 
 def main(out: Path, runs: dict[str, dict]) -> None:
@@ -47,4 +47,4 @@ if __name__ == "__main__":
     main(Path(sys.argv[1]), json.loads(sys.argv[2]))
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)  # like the CLI: skip the backend's native teardown (bioleaf.parallel.teardown_parallel)
+    os._exit(0)  # like the CLI: skip the backend's native teardown (bioleaf.training.distributed.teardown_parallel)

@@ -23,7 +23,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from bioleaf import checkpoint as ckpt
+from bioleaf.training import checkpoint as ckpt
 from bioleaf.cli import main
 from bioleaf.errors import DataError, UsageError
 
@@ -397,12 +397,12 @@ def test_debug_shows_the_traceback(argv, error, ws, capsys):
 
 def test_unexpected_errors_are_one_line_too(ws, capsys, monkeypatch):
     """A bug (here a simulated one) still ends as one line and exit code 1, with how to see the traceback."""
-    import bioleaf.evaluate
+    import bioleaf.training.evaluate
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("simulated bug\nsecond line")
 
-    monkeypatch.setattr(bioleaf.evaluate, "evaluate_run", broken)
+    monkeypatch.setattr(bioleaf.training.evaluate, "evaluate_run", broken)
     code, out, err = run_main(["eval", ws["run"]], capsys)
     assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("bioleaf eval: error: internal error: ZeroDivisionError: simulated bug second line")
@@ -412,12 +412,12 @@ def test_unexpected_errors_are_one_line_too(ws, capsys, monkeypatch):
 
 
 def test_out_of_memory_is_one_line(ws, capsys, monkeypatch):
-    import bioleaf.evaluate
+    import bioleaf.training.evaluate
 
     def oom(*args, **kwargs):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried")
 
-    monkeypatch.setattr(bioleaf.evaluate, "evaluate_run", oom)
+    monkeypatch.setattr(bioleaf.training.evaluate, "evaluate_run", oom)
     code, _, err = run_main(["eval", ws["run"]], capsys)
     assert code == 1 and err == "bioleaf eval: error: out of memory (use a smaller --arch or --batch-size)\n"
 

@@ -1,4 +1,4 @@
-"""Tests for bioleaf.bench: the quick bench, the snnTorch twin's equivalence, the FLOP count.
+"""Tests for bioleaf.tools.bench: the quick bench, the snnTorch twin's equivalence, the FLOP count.
 
 No timing is asserted: the machine running the tests may be shared with other jobs.
 """
@@ -13,14 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from bioleaf import bench, cli, scaling
+from bioleaf import cli
+from bioleaf.tools import bench, scaling
 from bioleaf.config import TrainConfig
-from bioleaf.encoding import Encoder
+from bioleaf.model.encoding import Encoder
 from bioleaf.errors import UsageError
-from bioleaf.losses import count_cross_entropy
-from bioleaf.microcircuit import CircuitParams
-from bioleaf.network import simulate
-from bioleaf.neurons import NeuronParams
+from bioleaf.model.losses import count_cross_entropy
+from bioleaf.model.circuit.microcircuit import CircuitParams
+from bioleaf.model.network import simulate
+from bioleaf.model.neurons import NeuronParams
 from bioleaf.presets import PRESETS
 from bioleaf.rules import make_rule
 from bioleaf.rules.bptt import surrogate_spike

@@ -1,5 +1,5 @@
 """The multi-step bptt (one product per layer over all steps, :class:`IFSequence` for the somata)
-against autograd through the step-by-step reference (:func:`bioleaf.network.simulate` with a
+against autograd through the step-by-step reference (:func:`bioleaf.model.network.simulate` with a
 surrogate spike): identical spikes, identical gradients."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from bioleaf.config import TrainConfig
-from bioleaf.encoding import Encoder
-from bioleaf.losses import count_cross_entropy
-from bioleaf.network import simulate
-from bioleaf.neurons import NeuronParams
+from bioleaf.model.encoding import Encoder
+from bioleaf.model.losses import count_cross_entropy
+from bioleaf.model.network import simulate
+from bioleaf.model.neurons import NeuronParams
 from bioleaf.rules import make_rule
 from bioleaf.rules.bptt import input_traces, multistep_forward, surrogate_spike, weight_gradients
 

@@ -14,8 +14,9 @@ import pytest
 import torch
 
 import bioleaf
-from bioleaf import bench, cli
-from bioleaf import checkpoint as ckpt
+from bioleaf import cli
+from bioleaf.tools import bench
+from bioleaf.training import checkpoint as ckpt
 from bioleaf.api import configure
 from bioleaf.rules import make_rule
 from test_bench import check_bench_result, check_scaling_run

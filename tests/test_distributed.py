@@ -1,7 +1,7 @@
 """Data-parallel training on CPU: 2 real processes, gloo, loopback only (127.0.0.1, a free port).
 
 - Equivalence: one torchrun launch trains every rule through ``tests/dist_worker.py`` (each rank runs a
-  :class:`~bioleaf.train.Trainer` with ``setup_parallel(True, "cpu")`` and saves its tensors); the
+  :class:`~bioleaf.training.trainer.Trainer` with ``setup_parallel(True, "cpu")`` and saves its tensors); the
   ranks must hold bitwise identical tensors, and match a single-process run with the same global
   batch (max abs difference <= 1e-5; every rule sums its batch in float64 (bptt with ``--grad-sums
   float64``), so the sums do not depend on the split). Uneven and empty shards included. Only rank 0 writes.
@@ -28,13 +28,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from bioleaf import checkpoint as ckpt
+from bioleaf.training import checkpoint as ckpt
 from bioleaf.config import TrainConfig
 from bioleaf.data import load_dataset
 from bioleaf.errors import DataError, DivergenceError
-from bioleaf.microcircuit import CircuitParams
-from bioleaf.parallel import LAUNCH_VARS, TIMEOUT_ENV
-from bioleaf.train import Interrupted, Parallel, Trainer
+from bioleaf.model.circuit.microcircuit import CircuitParams
+from bioleaf.training.distributed import LAUNCH_VARS, TIMEOUT_ENV
+from bioleaf.training.trainer import Interrupted, Parallel, Trainer
 
 WORKER = Path(__file__).with_name("dist_worker.py")
 BASE = dict(dataset="digits", arch="64-64-10", batch_size=32, epochs=1, seed=0)
@@ -253,7 +253,7 @@ def test_resume_stops_every_rank_unless_all_loaded_the_same_checkpoint(tmp_path,
 
 
 def test_other_ranks_stop_when_rank_0_refuses_the_output_directory(run_cli, monkeypatch, tmp_path):
-    monkeypatch.setattr("bioleaf.parallel.setup_parallel", lambda *args: fake_rank(1, peer=[1.0]))
+    monkeypatch.setattr("bioleaf.training.distributed.setup_parallel", lambda *args: fake_rank(1, peer=[1.0]))
     code, _, err = run_cli(*CLI_TRAIN, "--epochs", "1", "--distributed", "--out", str(tmp_path / "run"))
     assert code == 2 and "rejected by rank 0" in err and err.count("\n") == 1, err
     assert not (tmp_path / "run").exists()  # only rank 0 creates --out

@@ -4,7 +4,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from bioleaf.encoding import Encoder
+from bioleaf.model.encoding import Encoder
 from bioleaf.errors import UsageError
 
 intensity = st.floats(0.0, 1.0)

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from bioleaf.data import dataset_available
-from bioleaf.equivalence import count_model_updates, agreement
-from bioleaf.losses import target_counts
-from bioleaf.network import uniform_init
+from bioleaf.tools.equivalence import count_model_updates, agreement
+from bioleaf.model.losses import target_counts
+from bioleaf.model.network import uniform_init
 
 SETTINGS = ("count_model", "spiking", "random_feedback", "untrained_interneurons")
 

@@ -1,8 +1,8 @@
-"""Tests for bioleaf.export: the NIR graph of a trained run, run back in snnTorch (and Norse).
+"""Tests for bioleaf.tools.export: the NIR graph of a trained run, run back in snnTorch (and Norse).
 
 One small digits model is trained once per module through the CLI (a few seconds). The whole
 digits test set (360 samples) is then fed, with identical input spikes, through
-``bioleaf.network.simulate`` and through the network snnTorch builds from the exported file.
+``bioleaf.model.network.simulate`` and through the network snnTorch builds from the exported file.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 import torch
 
-from bioleaf import checkpoint as ckpt
+from bioleaf.training import checkpoint as ckpt
 from bioleaf.cli import main
-from bioleaf.encoding import Encoder
+from bioleaf.model.encoding import Encoder
 from bioleaf.errors import DataError, UsageError
-from bioleaf.evaluate import load_model
-from bioleaf.export import NIR_DT, export_run
-from bioleaf.losses import predict
-from bioleaf.network import simulate
+from bioleaf.training.evaluate import load_model
+from bioleaf.tools.export import NIR_DT, export_run
+from bioleaf.model.losses import predict
+from bioleaf.model.network import simulate
 
 nir = pytest.importorskip("nir")
 

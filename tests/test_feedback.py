@@ -12,8 +12,8 @@ import torch
 
 from bioleaf.config import TrainConfig
 from bioleaf.data import load_dataset
-from bioleaf.losses import target_counts
-from bioleaf.microcircuit import Plasticity, build_circuit, present, present_phases
+from bioleaf.model.losses import target_counts
+from bioleaf.model.circuit.microcircuit import Plasticity, build_circuit, present, present_phases
 from bioleaf.rules import make_rule
 
 ARCH = "64-32-16-10"

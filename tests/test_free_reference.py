@@ -8,10 +8,10 @@ import torch
 
 from bioleaf.config import TrainConfig
 from bioleaf.data import load_dataset
-from bioleaf.equivalence import agreement, spiking_updates
-from bioleaf.losses import target_counts
-from bioleaf.microcircuit import Plasticity, build_circuit, present
-from bioleaf.network import simulate
+from bioleaf.tools.equivalence import agreement, spiking_updates
+from bioleaf.model.losses import target_counts
+from bioleaf.model.circuit.microcircuit import Plasticity, build_circuit, present
+from bioleaf.model.network import simulate
 
 ARCH = "64-128-64-10"
 
@@ -74,7 +74,7 @@ def test_free_reference_keeps_the_top_errors_aligned_with_stbp_at_any_apical_cou
 
 def test_training_accuracy_is_the_teacher_free_prediction(digits):
     """With the free copy the per-batch accuracy is what inference answers on the same spikes."""
-    from bioleaf.losses import predict
+    from bioleaf.model.losses import predict
     from bioleaf.rules import make_rule
 
     x, labels = digits

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from bioleaf.cli import main
-from bioleaf.evaluate import evaluate_run, load_model
-from bioleaf.losses import target_counts
-from bioleaf.microcircuit import Plasticity, present
-from bioleaf.network import simulate
+from bioleaf.training.evaluate import evaluate_run, load_model
+from bioleaf.model.losses import target_counts
+from bioleaf.model.circuit.microcircuit import Plasticity, present
+from bioleaf.model.network import simulate
 
 G_BASAL = 1.7
 TRAIN = ["train", "--dataset", "digits", "--arch", "64-32-16-10", "--epochs", "2", "--batch-size", "32",
@@ -59,8 +59,8 @@ def test_nir_export_runs_the_coupled_network(run_dir, digits, tmp_path):
     nir = pytest.importorskip("nir")
     from test_export import agreement, run_snntorch, snntorch_from_nir
 
-    from bioleaf.export import export_run
-    from bioleaf.losses import predict
+    from bioleaf.tools.export import export_run
+    from bioleaf.model.losses import predict
 
     cfg, rule = load_model(run_dir)
     path = export_run(run_dir, "nir", tmp_path / "m.nir")

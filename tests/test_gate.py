@@ -8,11 +8,11 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bioleaf import plasticity
+from bioleaf.model import plasticity
 from bioleaf.config import TrainConfig
 from bioleaf.data import load_dataset
-from bioleaf.losses import target_counts
-from bioleaf.microcircuit import Plasticity, build_circuit, present_phases
+from bioleaf.model.losses import target_counts
+from bioleaf.model.circuit.microcircuit import Plasticity, build_circuit, present_phases
 
 
 @given(steps=st.integers(1, 500), data=st.data())

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from bioleaf import plasticity
+from bioleaf.model import plasticity
 from bioleaf.config import TrainConfig
-from bioleaf.microcircuit import CircuitParams, Plasticity, build_circuit, present
+from bioleaf.model.circuit.microcircuit import CircuitParams, Plasticity, build_circuit, present
 
-from bioleaf.locality import check_locality
+from bioleaf.tools.locality import check_locality
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "golden"))
 from golden_cases import CASES, config  # noqa: E402
@@ -60,7 +60,7 @@ def test_cli_reports_a_fully_local_circuit(run_cli):
 
 def _peak_mb(rule: str, steps: int) -> float:
     spec = {"rule": rule, "steps": steps, "arch": "64-256-256-10", "batch": 64, "batches": 1, "threads": 1}
-    out = subprocess.run([sys.executable, "-m", "bioleaf.bench", "--memory-probe", json.dumps(spec)],
+    out = subprocess.run([sys.executable, "-m", "bioleaf.tools.bench", "--memory-probe", json.dumps(spec)],
                          capture_output=True, text=True, timeout=300, check=True).stdout
     return json.loads(out.splitlines()[-1])["peak_mb"]
 

@@ -1,6 +1,6 @@
 import torch
 
-from bioleaf.losses import count_cross_entropy, predict, spike_count_error, target_counts
+from bioleaf.model.losses import count_cross_entropy, predict, spike_count_error, target_counts
 
 
 def test_targets_and_spiking_error():

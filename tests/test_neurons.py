@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from bioleaf.errors import UsageError
-from bioleaf.neurons import NeuronParams, if_init, if_step
+from bioleaf.model.neurons import NeuronParams, if_init, if_step
 
 
 def run(currents, p):

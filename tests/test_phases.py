@@ -6,8 +6,8 @@ import torch
 
 from bioleaf.config import TrainConfig
 from bioleaf.data import load_dataset
-from bioleaf.losses import target_counts
-from bioleaf.microcircuit import Plasticity, build_circuit, present, present_phases
+from bioleaf.model.losses import target_counts
+from bioleaf.model.circuit.microcircuit import Plasticity, build_circuit, present, present_phases
 
 
 @pytest.mark.parametrize("feedback", ["random", "learned", "direct"])
@@ -41,8 +41,8 @@ def test_unnudged_layers_are_computed_once_for_both_phases(monkeypatch):
     """With the lowest hidden layer unnudged (``g_apical_layers "0"``) its cells fire alike in the free and the
     teacher half, so its populations and the products leaving them (``W_1``, ``P_0``, ``Q_0``) run on one half's
     rows: the same updates, and exactly those products' FLOPs saved."""
-    from bioleaf import phase
-    from bioleaf.bench import counted_flops
+    from bioleaf.model.circuit import phase
+    from bioleaf.tools.bench import counted_flops
 
     data = load_dataset("digits")
     cfg = TrainConfig().with_values({"dataset": "digits", "arch": "64-32-16-10", "steps": 20, "init_scale": 0.3,
@@ -74,7 +74,7 @@ def test_unnudged_layers_are_computed_once_for_both_phases(monkeypatch):
 
 
 def test_identical_copies_run_up_to_the_lowest_nudged_layer():
-    from bioleaf.phase import identical_copies
+    from bioleaf.model.circuit.phase import identical_copies
 
     assert identical_copies([0.0, 0.5], 0, 2) == [2, 1]
     assert identical_copies([0.0, 0.0, 1.0], 0, 2) == [2, 2, 1]

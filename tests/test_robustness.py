@@ -42,13 +42,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save_file
 
-from bioleaf import checkpoint as ckpt
+from bioleaf.training import checkpoint as ckpt
 from bioleaf.cli import TRAIN_FLAGS, build_parser, config_from_args, main
 from bioleaf.config import TrainConfig, flag_of
 from bioleaf.data import load_dataset
 from bioleaf.errors import UsageError
-from bioleaf.microcircuit import CircuitParams
-from bioleaf.neurons import NeuronParams
+from bioleaf.model.circuit.microcircuit import CircuitParams
+from bioleaf.model.neurons import NeuronParams
 
 CKPT = "checkpoint.safetensors"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

@@ -8,7 +8,7 @@ import torch
 
 import bioleaf
 from bioleaf.rules.bioleaf import BioleafRule
-from bioleaf.train import Trainer
+from bioleaf.training.trainer import Trainer
 
 
 def _config(**settings):

@@ -2,9 +2,9 @@
 
 import torch
 
-from bioleaf.equivalence import cosine
-from bioleaf.network import Forward
-from bioleaf.backprop import stbp_gradients
+from bioleaf.tools.equivalence import cosine
+from bioleaf.model.network import Forward
+from bioleaf.model.backprop import stbp_gradients
 
 
 def count_model(weights, x0, kappa, threshold):

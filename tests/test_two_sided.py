@@ -8,9 +8,9 @@ import torch
 
 from bioleaf.config import TrainConfig
 from bioleaf.data import load_dataset
-from bioleaf.equivalence import agreement, spiking_updates
-from bioleaf.losses import target_counts
-from bioleaf.microcircuit import Microcircuit, Plasticity, build_circuit, present
+from bioleaf.tools.equivalence import agreement, spiking_updates
+from bioleaf.model.losses import target_counts
+from bioleaf.model.circuit.microcircuit import Microcircuit, Plasticity, build_circuit, present
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ backprop-trained twins. The Python API (:mod:`bioleaf.api`):
 
 __version__ = "0.1.0"
 
-from .api import Model, Run, Simulation, fit, load, preset  # noqa: E402
-from .errors import BioleafError, DataError, UsageError  # noqa: E402
-from .presets import PRESETS  # noqa: E402
+from bioleaf.api import Model, Run, Simulation, fit, load, preset  # noqa: E402
+from bioleaf.errors import BioleafError, DataError, UsageError  # noqa: E402
+from bioleaf.presets import PRESETS  # noqa: E402
 
 __all__ = ["BioleafError", "DataError", "Model", "PRESETS", "Run", "Simulation", "UsageError", "__version__",
            "fit", "load", "preset"]

@@ -25,16 +25,16 @@ from typing import Callable
 
 import torch
 
-from .config import TrainConfig
-from .data import FASHION_MNIST_DIR, Dataset, dataset_available, load_dataset
-from .errors import UsageError
-from .losses import target_counts
-from .microcircuit import Plasticity, present
-from .network import simulate as simulate_network
-from .presentation import Recorder
-from .presets import preset_values
-from .rules import Rule
-from .train import Trainer, infer_all, prepare_out, resolve_device
+from bioleaf.config import TrainConfig
+from bioleaf.data import FASHION_MNIST_DIR, Dataset, dataset_available, load_dataset
+from bioleaf.errors import UsageError
+from bioleaf.model.losses import target_counts
+from bioleaf.model.circuit.microcircuit import Plasticity, present
+from bioleaf.model.network import simulate as simulate_network
+from bioleaf.model.circuit.presentation import Recorder
+from bioleaf.presets import preset_values
+from bioleaf.rules import Rule
+from bioleaf.training.trainer import Trainer, infer_all, prepare_out, resolve_device
 
 
 def _setting_names() -> dict[str, str]:
@@ -190,6 +190,6 @@ def fit(config: TrainConfig, data: Dataset | None = None, out: str | Path | None
 
 def load(run_dir: str | Path) -> Model:
     """The trained network of a run directory (``bioleaf train --out DIR`` or ``fit(..., out=DIR)``)."""
-    from .evaluate import load_model
+    from bioleaf.training.evaluate import load_model
 
     return Model(*load_model(Path(run_dir)))

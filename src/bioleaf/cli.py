@@ -14,9 +14,9 @@ import os
 import sys
 from pathlib import Path
 
-from .config import DATASETS, RULE_NAMES, TRAIN_FLAGS, TrainConfig
-from .errors import BioleafError, LocalityError, UsageError, is_out_of_memory
-from .presets import PRESETS
+from bioleaf.config import DATASETS, RULE_NAMES, TRAIN_FLAGS, TrainConfig
+from bioleaf.errors import BioleafError, LocalityError, UsageError, is_out_of_memory
+from bioleaf.presets import PRESETS
 
 EQUIVALENCE_STEPS = 50
 EQUIVALENCE_INIT_SCALE = 0.3
@@ -120,7 +120,7 @@ def _add_bench_flags(b: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Defaults < ``--preset`` < explicit flags; validated (:func:`bioleaf.api.configure`: without an explicit
     ``--dataset`` or ``--data-dir``, a missing Fashion-MNIST falls back to the bundled digits with a notice)."""
-    from .api import configure
+    from bioleaf.api import configure
 
     values: dict[str, object] = {key: getattr(args, key) for key in ("rule", "dataset", "data_dir")
                                  if getattr(args, key) is not None}
@@ -132,10 +132,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .data import load_dataset
-    from .errors import DivergenceError
-    from .parallel import setup_parallel, teardown_parallel
-    from .train import Interrupted, Trainer, prepare_out, resolve_device
+    from bioleaf.data import load_dataset
+    from bioleaf.errors import DivergenceError
+    from bioleaf.training.distributed import setup_parallel, teardown_parallel
+    from bioleaf.training.trainer import Interrupted, Trainer, prepare_out, resolve_device
 
     cfg = config_from_args(args)
     resolve_device(cfg.device)
@@ -187,7 +187,7 @@ def pin_threads(cfg: TrainConfig) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_run
+    from bioleaf.training.evaluate import evaluate_run
 
     result = evaluate_run(Path(args.dir), data_dir=args.data_dir)
     if args.json:
@@ -200,8 +200,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_check_equivalence(args: argparse.Namespace) -> int:
     import torch
-    from .data import load_dataset
-    from .equivalence import check_equivalence
+    from bioleaf.data import load_dataset
+    from bioleaf.tools.equivalence import check_equivalence
 
     # the special circumstance is checked at T=50 on a network at init_scale 0.3 unless told otherwise:
     # at T=20 the first of two hidden layers gets its error through 0/1-spike differences (docs/results.md)
@@ -226,8 +226,8 @@ def cmd_check_equivalence(args: argparse.Namespace) -> int:
 
 
 def cmd_check_locality(args: argparse.Namespace) -> int:
-    from .data import load_dataset
-    from .locality import check_locality
+    from bioleaf.data import load_dataset
+    from bioleaf.tools.locality import check_locality
 
     cfg = config_from_args(args)
     if not 1 <= args.samples <= 10_000:
@@ -254,7 +254,7 @@ def cmd_check_locality(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_run
+    from bioleaf.tools.export import export_run
 
     path = export_run(Path(args.dir), args.format, Path(args.out))
     print(f"wrote {path}")
@@ -273,7 +273,7 @@ def forwarded_flags(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> lis
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import parse_seeds, rules_and_feedbacks, run_compare
+    from bioleaf.tools.compare import parse_seeds, rules_and_feedbacks, run_compare
 
     if args.rule is not None or args.seed is not None:
         raise UsageError("compare: use --rules and --seeds (not --rule/--seed)")
@@ -293,7 +293,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from .plots import plot_run
+    from bioleaf.tools.plots import plot_run
 
     for path in plot_run(Path(args.dir), sample=args.sample):
         print(f"wrote {path}")
@@ -301,8 +301,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import bench_device, run_bench
-    from .scaling import DEFAULT_OUT, run_scaling, scaling_summary
+    from bioleaf.tools.bench import bench_device, run_bench
+    from bioleaf.tools.scaling import DEFAULT_OUT, run_scaling, scaling_summary
 
     device = bench_device(args.device)
     if args.scaling:
@@ -338,7 +338,7 @@ def _unexpected(e: Exception) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     code, abandon = _run(args)
-    from .parallel import joined
+    from bioleaf.training.distributed import joined
     if abandon or joined():  # --distributed: skip the backend's native teardown (see parallel.teardown_parallel)
         sys.stdout.flush()
         sys.stderr.flush()

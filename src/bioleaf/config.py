@@ -7,11 +7,11 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from .encoding import ENCODERS, Encoder
-from .errors import UsageError
-from .microcircuit import ERROR_REFERENCES, FEEDBACK_MODES, INTERNEURON_MODES, NUDGES, CircuitParams
-from .neurons import NeuronParams
-from .parsing import number_list
+from bioleaf.model.encoding import ENCODERS, Encoder
+from bioleaf.errors import UsageError
+from bioleaf.model.circuit.microcircuit import ERROR_REFERENCES, FEEDBACK_MODES, INTERNEURON_MODES, NUDGES, CircuitParams
+from bioleaf.model.neurons import NeuronParams
+from bioleaf.parsing import number_list
 
 RULE_NAMES = ("bioleaf", "stbp", "bptt")
 DATASETS = ("fashion-mnist", "mnist", "digits")
@@ -292,7 +292,7 @@ class TrainConfig:
     @property
     def idealisations(self) -> list[str]:
         """The idealisations this run's learning uses beyond the locality contract. For the microcircuit, its labelled
-        idealisations (:data:`bioleaf.microcircuit.IDEALISATIONS`; empty for a fully local circuit), or
+        idealisations (:data:`bioleaf.model.circuit.microcircuit.IDEALISATIONS`; empty for a fully local circuit), or
         ``["backprop"]`` for the BP twins (weight transport and a backward pass)."""
         return self.circuit.idealisations() if self.rule == "bioleaf" else ["backprop"]
 

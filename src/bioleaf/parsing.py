@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from .errors import UsageError
+from bioleaf.errors import UsageError
 
 
 def number_list(text: str, flag: str, *, valid: Callable[[float], bool], items: str,

@@ -6,7 +6,7 @@ override them.
 
 from __future__ import annotations
 
-from .errors import UsageError
+from bioleaf.errors import UsageError
 
 _FASHION = {"dataset": "fashion-mnist", "arch": "784-400-400-10", "epochs": 10, "batch_size": 100, "steps": 30,
             "threads": 1, "lr_schedule": "cosine", "init_scale": 0.3, "neuron.tau_syn": 1.0, "circuit.g_apical": 1.0,

@@ -2,11 +2,11 @@
 
 import torch
 
-from ..config import RULE_NAMES, TrainConfig
-from .base import BatchStats, Rule
-from .bioleaf import BioleafRule
-from .bptt import BpttRule
-from .stbp import StbpRule
+from bioleaf.config import RULE_NAMES, TrainConfig
+from bioleaf.rules.base import BatchStats, Rule
+from bioleaf.rules.bioleaf import BioleafRule
+from bioleaf.rules.bptt import BpttRule
+from bioleaf.rules.stbp import StbpRule
 
 RULES: dict[str, type[Rule]] = dict(zip(RULE_NAMES, (BioleafRule, StbpRule, BpttRule)))
 """The rules by name (the names, in this order, are ``config.RULE_NAMES``)."""

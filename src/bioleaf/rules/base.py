@@ -20,10 +20,10 @@ from typing import Callable
 
 import torch
 
-from ..config import TrainConfig
-from ..encoding import Encoder, SpikeStream
-from ..losses import predict
-from ..network import Forward, simulate
+from bioleaf.config import TrainConfig
+from bioleaf.model.encoding import Encoder, SpikeStream
+from bioleaf.model.losses import predict
+from bioleaf.model.network import Forward, simulate
 
 
 @dataclass

@@ -5,19 +5,19 @@ Schedule of one batch (SPEC: a free phase followed by a teacher phase on the sam
 1. **free phase** (only when ``P``/``Q`` or ``B`` are plastic): no teacher; the interneurons learn
    to predict their partners (``P``) and the apical inhibition learns to cancel the top-down input
    (``Q``). This keeps the circuit in the self-predicting state while ``W`` changes. Each cell keeps
-   its free-phase apical integral and spike count (:class:`bioleaf.microcircuit.FreePhaseMemory`).
+   its free-phase apical integral and spike count (:class:`bioleaf.model.circuit.microcircuit.FreePhaseMemory`).
 2. **teacher phase**, on the same input spikes: the teacher current nudges the output cells and the
    bottom-up ``W`` learn by error-gated STDP on their apical error; learned feedback ``B`` takes the
    increments of its mirror ``W`` of the layer above, read from the change of its presynaptic cells'
-   counts (Kolen-Pollack, :func:`bioleaf.plasticity.feedback_kolen_pollack`).
+   counts (Kolen-Pollack, :func:`bioleaf.model.plasticity.feedback_kolen_pollack`).
 
 The two phases run side by side in one time loop, as one batch of twice the rows
-(:func:`bioleaf.microcircuit.present_phases`).
+(:func:`bioleaf.model.circuit.microcircuit.present_phases`).
 
 With ideal interneurons and symmetric feedback (the special circumstance) nothing lateral is
 plastic and only the teacher phase runs. Before the first teacher phase, the trainer presents
 ``self_predict_batches`` different random training batches in the free phase alone: the initial
-self-predicting phase (:meth:`bioleaf.train.Trainer.self_predicting_phase`).
+self-predicting phase (:meth:`bioleaf.training.trainer.Trainer.self_predicting_phase`).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ import math
 
 import torch
 
-from ..equivalence import agreement, spiking_updates
-from ..losses import predict, spike_count_error, target_counts
-from ..microcircuit import Microcircuit, Plasticity, build_circuit, present, present_phases
-from .base import BatchStats, Rule
+from bioleaf.tools.equivalence import agreement, spiking_updates
+from bioleaf.model.losses import predict, spike_count_error, target_counts
+from bioleaf.model.circuit.microcircuit import Microcircuit, Plasticity, build_circuit, present, present_phases
+from bioleaf.rules.base import BatchStats, Rule
 
 
 class BioleafRule(Rule):

@@ -13,7 +13,7 @@ with ``u = v - threshold`` and slope ``k``. The graph spans all ``T`` steps, so 
 **Multi-step layers.** The network is feed-forward, so layer ``l``'s currents at all steps,
 :math:`I_l = X_{l-1} W_l^{\top}` with ``X`` the traces stacked over time (``[T, n, N]``), are one
 matrix product, and the soma runs over time on them (:class:`IFSequence`, the "multi-step mode" of
-SpikingJelly). Its backward pass is the exact BPTT of :func:`bioleaf.neurons.if_step` with the
+SpikingJelly). Its backward pass is the exact BPTT of :func:`bioleaf.model.neurons.if_step` with the
 surrogate above, run backwards in time with the adjoints (``v'`` the pre-reset potential,
 ``g`` the incoming gradients of the traces and of the counts ``o``):
 
@@ -25,11 +25,11 @@ surrogate above, run backwards in time with the adjoints (``v'`` the pre-reset p
 
 (the reset :math:`v \leftarrow v' - \vartheta s` carries gradient; a refractory step has
 :math:`\sigma' = 0`). ``tests/test_bptt.py`` checks it against autograd through the step-by-step
-reference (:func:`bioleaf.network.simulate` with :func:`surrogate_spike`) to 1e-10 in float64.
+reference (:func:`bioleaf.model.network.simulate` with :func:`surrogate_spike`) to 1e-10 in float64.
 
 Autograd chains the layers through the products; the weight gradient of layer ``l``,
 :math:`\sum_{t,\text{rows}} \bar v'_t\, x_{l-1}(t)^{\top}`, is then one product over all ``T n``
-rows (:func:`bioleaf.network.batch_outer_sum`). ``grad_sums`` sets its precision: ``float32`` (the
+rows (:func:`bioleaf.model.network.batch_outer_sum`). ``grad_sums`` sets its precision: ``float32`` (the
 default, the arithmetic of snnTorch) or ``float64``, whose sum does not depend on how the batch is
 split across processes, so data-parallel training takes the same float32 steps as one process
 (one thread, ``bioleaf bench``: 0.92-0.94x snnTorch's throughput against 1.19-1.24x for float32).
@@ -41,11 +41,11 @@ import math
 
 import torch
 
-from ..losses import count_cross_entropy, predict
-from ..network import uniform_init
-from ..network import batch_outer_sum
-from ..neurons import NeuronParams, heaviside
-from .base import BatchStats, Rule
+from bioleaf.model.losses import count_cross_entropy, predict
+from bioleaf.model.network import uniform_init
+from bioleaf.model.network import batch_outer_sum
+from bioleaf.model.neurons import NeuronParams, heaviside
+from bioleaf.rules.base import BatchStats, Rule
 
 
 def surrogate_derivative(u: torch.Tensor, kind: str, slope: float) -> torch.Tensor:
@@ -69,7 +69,7 @@ class _Spike(torch.autograd.Function):
 
 
 def surrogate_spike(kind: str, slope: float):
-    """A spike function for :func:`bioleaf.neurons.if_step` with the named surrogate gradient: the
+    """A spike function for :func:`bioleaf.model.neurons.if_step` with the named surrogate gradient: the
     step-by-step reference that :class:`IFSequence` is checked against."""
     return lambda v, threshold: _Spike.apply(v - threshold, slope, kind)
 
@@ -77,7 +77,7 @@ def surrogate_spike(kind: str, slope: float):
 class IFSequence(torch.autograd.Function):
     """One population over all steps: currents ``[T, n, N]`` -> (traces ``[T, n, N]``, spike counts
     ``[n, N]``, final potentials ``[n, N]``), the same numbers as ``T`` calls of
-    :func:`bioleaf.neurons.if_step`; the potentials carry no gradient."""
+    :func:`bioleaf.model.neurons.if_step`; the potentials carry no gradient."""
 
     @staticmethod
     def forward(ctx, currents: torch.Tensor, p: NeuronParams, kind: str, slope: float):

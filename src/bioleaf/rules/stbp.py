@@ -1,14 +1,14 @@
 """``stbp``: the feed-forward spiking network trained by spike-train-level backprop, the explicit
-gradient of :func:`bioleaf.backprop.stbp_gradients` (formulas there)."""
+gradient of :func:`bioleaf.model.backprop.stbp_gradients` (formulas there)."""
 
 from __future__ import annotations
 
 import torch
 
-from ..backprop import stbp_gradients
-from ..losses import predict, spike_count_error, target_counts
-from ..network import simulate, uniform_init
-from .base import BatchStats, Rule
+from bioleaf.model.backprop import stbp_gradients
+from bioleaf.model.losses import predict, spike_count_error, target_counts
+from bioleaf.model.network import simulate, uniform_init
+from bioleaf.rules.base import BatchStats, Rule
 
 
 class StbpRule(Rule):

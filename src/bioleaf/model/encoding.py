@@ -18,8 +18,8 @@ from typing import Callable
 
 import torch
 
-from .errors import UsageError
-from .neurons import indicator
+from bioleaf.errors import UsageError
+from bioleaf.model.neurons import indicator
 
 ENCODERS = ("bernoulli", "regular", "latency")
 

@@ -1,6 +1,6 @@
 r"""Export a trained run's inference network to NIR (the Neuromorphic Intermediate Representation).
 
-What is exported is the bottom-up pathway of :func:`bioleaf.network.simulate`, the network every
+What is exported is the bottom-up pathway of :func:`bioleaf.model.network.simulate`, the network every
 rule predicts with (teacher off, apical compartments decoupled). The learning-only parts of the
 microcircuit (feedback ``B``, lateral ``P`` and ``Q``, the interneurons, the teacher current) are
 not part of inference and are left out. The graph is
@@ -66,10 +66,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .checkpoint import atomic_write_bytes
-from .errors import DataError, UsageError
-from .neurons import NeuronParams
+from bioleaf import __version__
+from bioleaf.training.checkpoint import atomic_write_bytes
+from bioleaf.errors import DataError, UsageError
+from bioleaf.model.neurons import NeuronParams
 
 FORMATS = ("nir",)
 NIR_DT = 1e-4
@@ -127,7 +127,7 @@ def export_run(run_dir: Path, fmt: str, out: Path) -> Path:
     The file is written atomically (temporary file, fsync, rename): a failed export leaves no
     partial file. Raises :class:`UsageError` for an unknown format, an unusable ``--out``, a model
     NIR cannot express or a missing ``nir`` package, and :class:`DataError` (from
-    :func:`bioleaf.evaluate.load_model`) for a missing, foreign or corrupt run.
+    :func:`bioleaf.training.evaluate.load_model`) for a missing, foreign or corrupt run.
     """
     if fmt not in FORMATS:
         raise UsageError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -138,7 +138,7 @@ def export_run(run_dir: Path, fmt: str, out: Path) -> Path:
     except ImportError:
         raise UsageError("--format nir needs the 'nir' package (pip install nir)") from None
 
-    from .evaluate import load_model
+    from bioleaf.training.evaluate import load_model
 
     run_dir = Path(run_dir)
     cfg, rule = load_model(run_dir)

@@ -1,4 +1,4 @@
-r"""The cell types of the microcircuit, one pure step function each (the soma is :func:`bioleaf.neurons.if_step`).
+r"""The cell types of the microcircuit, one pure step function each (the soma is :func:`bioleaf.model.neurons.if_step`).
 
 **Pyramidal cell** of hidden layer :math:`l`: basal and apical dendrites feed the soma,
 
@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import torch
 
-from .neurons import IFState, NeuronParams, SpikeFn, heaviside, if_step
+from bioleaf.model.neurons import IFState, NeuronParams, SpikeFn, heaviside, if_step
 
 
 def scaled(gain: float, x: torch.Tensor) -> torch.Tensor:

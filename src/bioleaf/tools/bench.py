@@ -23,7 +23,7 @@ Three measurements, in one run (see ``docs/bench_notes.md`` for numbers and cave
 
 The initial self-predicting phase of BioLeaF (``self_predict_batches``, a one-off before the first
 teacher phase) is switched off here: the bench measures the steady state of every batch. ``device``
-(``bioleaf bench --device cuda``) runs all three on a GPU; :mod:`bioleaf.scaling` sweeps sizes with the
+(``bioleaf bench --device cuda``) runs all three on a GPU; :mod:`bioleaf.tools.scaling` sweeps sizes with the
 same trainers and probes.
 """
 
@@ -49,12 +49,12 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from .config import TrainConfig, parse_arch
-from .encoding import SpikeStream
-from .errors import BioleafError, UsageError, is_out_of_memory
-from .losses import predict
-from .neurons import NeuronParams
-from .presets import PRESETS
+from bioleaf.config import TrainConfig, parse_arch
+from bioleaf.model.encoding import SpikeStream
+from bioleaf.errors import BioleafError, UsageError, is_out_of_memory
+from bioleaf.model.losses import predict
+from bioleaf.model.neurons import NeuronParams
+from bioleaf.presets import PRESETS
 
 SNNTORCH_MISSING = "bench: snntorch is not installed; pip install 'bioleaf[bench]'"
 TWIN_NEURON = NeuronParams(tau_mem=20.0)
@@ -141,7 +141,7 @@ def make_trainer(name: str, arch: str, steps: int, batch: int, device: torch.dev
     :class:`bioleaf.rules.Rule` with the :func:`bench_config` of its rule, or for ``snntorch`` a
     :class:`SnnTorchTrainer` starting from the initial weights of ``bptt``. Each has
     ``train_batch(images, labels, generator)``."""
-    from .rules import make_rule
+    from bioleaf.rules import make_rule
 
     if name not in TRAINERS:
         raise UsageError(f"bench: unknown trainer {name!r} (expected one of {', '.join(TRAINERS)})")
@@ -157,7 +157,7 @@ def make_trainer(name: str, arch: str, steps: int, batch: int, device: torch.dev
 def bench_device(name: str) -> torch.device:
     """``--device``: a device name as ``bioleaf train`` takes it (:class:`UsageError` naming the flag
     otherwise), present on this machine."""
-    from .train import resolve_device
+    from bioleaf.training.trainer import resolve_device
 
     return resolve_device(replace(TrainConfig(), device=name).validate().device)
 
@@ -198,7 +198,7 @@ class SnnTorchTwin(torch.nn.Module):
 
     Layer ``l`` receives the presynaptic trace of the layer below as its input current,
     :math:`I_l(t) = W_l x_{l-1}(t)`, :math:`x(t) = \lambda x(t-1) + s(t)` (exactly as
-    :func:`bioleaf.network.simulate`), and ``snntorch.Leaky(beta=alpha, threshold, fast_sigmoid(slope),
+    :func:`bioleaf.model.network.simulate`), and ``snntorch.Leaky(beta=alpha, threshold, fast_sigmoid(slope),
     reset_mechanism="subtract")`` integrates it. One convention differs and is compensated:
     snnTorch subtracts the reset *after* the leak, :math:`m(t) = \beta m(t-1) + I(t) - \vartheta s(t-1)`,
     while our soma leaks the already-reset potential, :math:`v(t) = \alpha (v(t-1) - \vartheta s(t-1)) + I(t)`.
@@ -405,7 +405,7 @@ def fixed_batches(arch: str, batch: int, n: int, generator: torch.Generator, dev
     x = y = None
     source = "uniform-noise"
     if use_dataset and sizes[0] == 784 and sizes[-1] == 10:
-        from .data import dataset_available, load_dataset
+        from bioleaf.data import dataset_available, load_dataset
         if dataset_available("fashion-mnist"):
             data = load_dataset("fashion-mnist", val_fraction=0.1)
             idx = torch.randperm(len(data.train_y), generator=generator)[:n * batch]
@@ -591,7 +591,7 @@ def memory_probe(rule: str, steps: int, arch: str, batch: int, batches: int, see
                  threads: int | None = None, device: str = "cpu", budget_mb: float | None = None) -> dict:
     """Train ``batches`` batches of the trainer ``rule`` (:data:`TRAINERS`) in *this* process; the peak
     memory they add (MB, :class:`PeakMemory`). On a CPU run it in a fresh process (``python -m
-    bioleaf.bench --memory-probe``): model and data are created first, then the peak is reset, so the
+    bioleaf.tools.bench --memory-probe``): model and data are created first, then the peak is reset, so the
     figure is the memory training itself needs (activations, autograd graph, update accumulators,
     optimiser state). ``oom`` is true when the step ran out of memory (a GPU's, or ``budget_mb`` on a
     CPU: :func:`memory_cap`); the figures are then absent."""
@@ -625,7 +625,7 @@ def memory_probe(rule: str, steps: int, arch: str, batch: int, batches: int, see
 
 
 def _probe_command(spec: dict) -> list[str]:
-    return [sys.executable, "-m", "bioleaf.bench", "--memory-probe", json.dumps(spec)]
+    return [sys.executable, "-m", "bioleaf.tools.bench", "--memory-probe", json.dumps(spec)]
 
 
 def _probe_env(threads: int | None) -> dict:
@@ -746,8 +746,8 @@ def run_bench(quick: bool = False, *, settings: BenchSettings | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bioleaf.bench [--quick] [--json]`` or ``--memory-probe SPEC`` (one probe, JSON out)."""
-    p = argparse.ArgumentParser(prog="python -m bioleaf.bench")
+    """``python -m bioleaf.tools.bench [--quick] [--json]`` or ``--memory-probe SPEC`` (one probe, JSON out)."""
+    p = argparse.ArgumentParser(prog="python -m bioleaf.tools.bench")
     p.add_argument("--memory-probe", metavar="JSON", help="run one memory probe: {rule, steps, arch, batch, batches}")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--json", action="store_true")

@@ -27,7 +27,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from .errors import UsageError
+from bioleaf.errors import UsageError
 
 
 class NeuronParams(NamedTuple):

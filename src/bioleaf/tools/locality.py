@@ -30,13 +30,13 @@ from unittest import mock
 
 import torch
 
-from . import cells
-from .config import TrainConfig
-from .data import Dataset
-from .errors import UsageError
-from .neurons import heaviside, if_step
-from .phase import Phase
-from .train import Trainer
+from bioleaf.model.circuit import cells
+from bioleaf.config import TrainConfig
+from bioleaf.data import Dataset
+from bioleaf.errors import UsageError
+from bioleaf.model.neurons import heaviside, if_step
+from bioleaf.model.circuit.phase import Phase
+from bioleaf.training.trainer import Trainer
 
 _KIND = {"pyramidal_step": "pyr", "decoupled_pyramidal_step": "pyr", "output_step": "pyr",
          "interneuron_step": "inter"}
@@ -45,7 +45,7 @@ _SEQUENTIAL_PHASES = ("free", "teacher", "reversed")  # phases of the one circui
 
 def _population(frame) -> str:
     """``copy:kind{layer}`` of the soma whose step called :func:`if_step` (read off the call stack:
-    the cell function, then the :class:`~bioleaf.phase.Phase` layer step that called it)."""
+    the cell function, then the :class:`~bioleaf.model.circuit.phase.Phase` layer step that called it)."""
     kind = _KIND[frame.f_code.co_name]
     while frame is not None:
         phase = frame.f_locals.get("self")
@@ -58,7 +58,7 @@ def _population(frame) -> str:
 
 
 class _Tap:
-    """Stands in for :func:`bioleaf.neurons.if_step` inside :mod:`bioleaf.cells`: records every soma's
+    """Stands in for :func:`bioleaf.model.neurons.if_step` inside :mod:`bioleaf.model.circuit.cells`: records every soma's
     current and spikes, and, given ``fixed`` spikes of an earlier run, hands each soma its recorded spikes."""
 
     def __init__(self, fixed: list[torch.Tensor] | None = None):

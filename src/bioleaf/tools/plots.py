@@ -21,13 +21,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from . import checkpoint as ckpt  # noqa: E402
-from .config import TrainConfig  # noqa: E402
-from .data import load_dataset  # noqa: E402
-from .errors import DataError  # noqa: E402
-from .losses import target_counts  # noqa: E402
-from .microcircuit import Plasticity, present  # noqa: E402
-from .rules import make_rule  # noqa: E402
+from bioleaf.training import checkpoint as ckpt  # noqa: E402
+from bioleaf.config import TrainConfig  # noqa: E402
+from bioleaf.data import load_dataset  # noqa: E402
+from bioleaf.errors import DataError  # noqa: E402
+from bioleaf.model.losses import target_counts  # noqa: E402
+from bioleaf.model.circuit.microcircuit import Plasticity, present  # noqa: E402
+from bioleaf.rules import make_rule  # noqa: E402
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

@@ -23,7 +23,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
-from .errors import DataError
+from bioleaf.errors import DataError
 
 FORMAT = "bioleaf-1"
 _UMASK = os.umask(0)

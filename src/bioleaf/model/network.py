@@ -6,7 +6,7 @@ pass from which stbp reads spike counts :math:`o_l` and trace sums :math:`X_l = 
 
 .. math::  I_l(t) = g_B\, W_l\, x_{l-1}(t) \ (\text{hidden}), \quad I_L(t) = W_L\, x_{L-1}(t)
 
-with spikes :math:`s_l(t)` and traces :math:`x_l(t)` from :func:`bioleaf.neurons.if_step`
+with spikes :math:`s_l(t)` and traces :math:`x_l(t)` from :func:`bioleaf.model.neurons.if_step`
 (:math:`g_B` is the microcircuit's basal coupling, 1 for the BP twins), the same layer step the
 microcircuit's teacher-free copy runs.
 """
@@ -19,10 +19,10 @@ from typing import Callable
 
 import torch
 
-from .encoding import SpikeStream
-from .neurons import NeuronParams, SpikeFn, heaviside
-from .pathways import bottom_up
-from .phase import StepSignals, feedforward
+from bioleaf.model.encoding import SpikeStream
+from bioleaf.model.neurons import NeuronParams, SpikeFn, heaviside
+from bioleaf.model.circuit.pathways import bottom_up
+from bioleaf.model.circuit.phase import StepSignals, feedforward
 
 
 def batch_outer_sum(post: torch.Tensor, pre: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -55,11 +55,11 @@ def uniform_init(n_out: int, n_in: int, scale: float, generator: torch.Generator
 def simulate(weights: list[torch.Tensor], spikes: SpikeStream, *, batch: int, steps: int,
              neuron: NeuronParams, g_basal: float = 1.0, spike_fn: SpikeFn = heaviside,
              observe: Callable[[torch.Tensor, StepSignals], None] | None = None) -> Forward:
-    """Run ``steps`` time steps on the input spike stream (:func:`bioleaf.phase.feedforward`: the layer step
+    """Run ``steps`` time steps on the input spike stream (:func:`bioleaf.model.circuit.phase.feedforward`: the layer step
     with every apical compartment decoupled; hidden somata receive ``g_basal`` times their basal potential,
     output cells their basal potential); differentiable through ``weights`` when ``spike_fn`` has a
     surrogate gradient (otherwise call it under ``torch.no_grad()``). ``observe(input_spikes, signals)``
-    is called after every step (e.g. :class:`bioleaf.presentation.Recorder`'s ``add``)."""
+    is called after every step (e.g. :class:`bioleaf.model.circuit.presentation.Recorder`'s ``add``)."""
     dev = weights[0].device
     phase = feedforward(weights, neuron, g_basal, spike_fn=spike_fn)
     state = phase.init(batch, dev)

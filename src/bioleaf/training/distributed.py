@@ -19,8 +19,8 @@ import re
 import torch
 import torch.distributed as dist
 
-from .errors import BioleafError, UsageError
-from .train import Parallel
+from bioleaf.errors import BioleafError, UsageError
+from bioleaf.training.trainer import Parallel
 
 LAUNCH_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 TIMEOUT_ENV = "BIOLEAF_DIST_TIMEOUT"

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint as ckpt
-from .config import TrainConfig
-from .data import load_dataset
-from .errors import DataError, UsageError
-from .rules import Rule, make_rule
-from .train import accuracy, resolve_device
+from bioleaf.training import checkpoint as ckpt
+from bioleaf.config import TrainConfig
+from bioleaf.data import load_dataset
+from bioleaf.errors import DataError, UsageError
+from bioleaf.rules import Rule, make_rule
+from bioleaf.training.trainer import accuracy, resolve_device
 
 
 def load_model(run_dir: Path) -> tuple[TrainConfig, Rule]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from .network import batch_outer_sum
+from bioleaf.model.network import batch_outer_sum
 
 GATES = ("fired", "headroom")
 

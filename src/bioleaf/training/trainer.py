@@ -32,11 +32,11 @@ from typing import Callable, Iterator
 import torch
 from tqdm import tqdm
 
-from . import checkpoint as ckpt
-from .config import TrainConfig, flag_of
-from .data import Dataset
-from .errors import BioleafError, DataError, DivergenceError, UsageError
-from .rules import Rule, make_rule
+from bioleaf.training import checkpoint as ckpt
+from bioleaf.config import TrainConfig, flag_of
+from bioleaf.data import Dataset
+from bioleaf.errors import BioleafError, DataError, DivergenceError, UsageError
+from bioleaf.rules import Rule, make_rule
 
 EVAL_BATCH = 1000
 PROBE_SAMPLES = 64

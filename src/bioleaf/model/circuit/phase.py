@@ -3,8 +3,8 @@ r"""One copy of the circuit advanced by one time step: the layer step every simu
 A :class:`Phase` says, once per presentation, how each layer of one copy of the network is stepped:
 whether a hidden layer's apical compartment is coupled to its soma (and with which :math:`g_{A,l}`),
 whether its interneurons are simulated, taken over from another copy (*replayed*) or absent, and whether
-a teacher nudges the output cells. Its :meth:`Phase.step` runs the layer step of :mod:`bioleaf.cells`
-and :mod:`bioleaf.pathways` from its lowest layer to the output:
+a teacher nudges the output cells. Its :meth:`Phase.step` runs the layer step of :mod:`bioleaf.model.circuit.cells`
+and :mod:`bioleaf.model.circuit.pathways` from its lowest layer to the output:
 
 .. math::
 
@@ -14,9 +14,9 @@ and :mod:`bioleaf.pathways` from its lowest layer to the output:
 (bottom-up signals cross every layer within the step; top-down and lateral ones use the previous
 step's traces). Every simulation of the package is a phase:
 
-- inference, :func:`bioleaf.network.simulate`: every apical compartment decoupled, no interneurons,
+- inference, :func:`bioleaf.model.network.simulate`: every apical compartment decoupled, no interneurons,
   no teacher (:func:`feedforward`);
-- the circuit's teacher phase and free phase in :func:`bioleaf.microcircuit.present`;
+- the circuit's teacher phase and free phase in :func:`bioleaf.model.circuit.microcircuit.present`;
 - its teacher-free copy (free error reference): apical compartments decoupled, only the top
   interneurons, which the teacher phase replays, as it replays the unnudged lowest hidden layers'
   pyramidal cells (they fire alike in both copies: :attr:`Phase.replayed_layers`);
@@ -29,7 +29,7 @@ layer (apical coupling 0 or decoupled) then behaves identically in every copy: n
 its somata, and its interneurons see only their own layer. Those populations are simulated once, in one
 copy's rows, and so are the products leaving them (the next layer's basal input, the interneurons'
 prediction ``P``, the inhibition ``Q``); a signal is repeated for every copy where it reaches a population
-of all the rows (:func:`bioleaf.pathways.stacked`). The input and its trace are one copy's rows too.
+of all the rows (:func:`bioleaf.model.circuit.pathways.stacked`). The input and its trace are one copy's rows too.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from .cells import Teacher, decoupled_pyramidal_step, interneuron_step, output_step, pyramidal_step
-from .neurons import IFState, NeuronParams, SpikeFn, heaviside, if_init
-from .pathways import Apical, Prediction, bottom_up, stacked
+from bioleaf.model.circuit.cells import Teacher, decoupled_pyramidal_step, interneuron_step, output_step, pyramidal_step
+from bioleaf.model.neurons import IFState, NeuronParams, SpikeFn, heaviside, if_init
+from bioleaf.model.circuit.pathways import Apical, Prediction, bottom_up, stacked
 
 LIVE, REPLAYED, ABSENT = "live", "replayed", "absent"  # the interneurons of a hidden layer in a phase
 

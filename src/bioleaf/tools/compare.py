@@ -23,10 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import atomic_write_bytes
-from .config import RULE_NAMES, TrainConfig
-from .errors import DataError, UsageError
-from .microcircuit import FEEDBACK_MODES
+from bioleaf.training.checkpoint import atomic_write_bytes
+from bioleaf.config import RULE_NAMES, TrainConfig
+from bioleaf.errors import DataError, UsageError
+from bioleaf.model.circuit.microcircuit import FEEDBACK_MODES
 
 COLUMNS = ["rule", "feedback", "idealisations", "seeds", "test_accuracy_mean", "test_accuracy_std", "best_epoch",
            "seconds_per_epoch", "samples_per_second", "peak_memory_mb"]
@@ -181,7 +181,7 @@ def _write_tables(rows: list[dict], cfg: TrainConfig, seeds: list[int], out: Pat
 
 
 def _plot(runs: dict[Variant, list[tuple[dict, list[dict]]]], path: Path) -> None:
-    from .plots import plt, save_png
+    from bioleaf.tools.plots import plt, save_png
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, (v, results) in enumerate(runs.items()):

@@ -29,7 +29,7 @@ the (negative, scaled) output error of the spiking error function.
 With no teacher (``targets=None``) ``c = 0``. Top-down signals arrive one step late (they are
 computed from the previous step's traces); bottom-up signals traverse all layers in one step.
 
-Learning reads running sums kept during the presentation (see :mod:`bioleaf.plasticity`): the
+Learning reads running sums kept during the presentation (see :mod:`bioleaf.model.plasticity`): the
 presynaptic trace sums :math:`X = \sum_t x(t)` and each cell's integrated apical input
 :math:`A = \sum_t v^A(t) + v^A(T)/(1-\lambda)` (the last term completes the PSPs still decaying at
 the end, so every top-down spike counts with its whole PSP area). With ``contrastive`` (default,
@@ -80,11 +80,11 @@ the cap of ``T`` spikes otherwise). The top hidden layer and the output read the
 keep their one-sided errors.
 
 A presentation runs ``T`` steps on one batch and accumulates these sums online; nothing of size
-``T`` is ever stored. Updates are the rules of :mod:`bioleaf.plasticity` applied to the sums at the end.
+``T`` is ever stored. Updates are the rules of :mod:`bioleaf.model.plasticity` applied to the sums at the end.
 
-Where each piece lives: the cell types in :mod:`bioleaf.cells`, the four pathways in
-:mod:`bioleaf.pathways`, the layer step every copy of the circuit runs in :mod:`bioleaf.phase`, the
-running sums and the end-of-presentation rules in :mod:`bioleaf.presentation`; :func:`present` below is the
+Where each piece lives: the cell types in :mod:`bioleaf.model.circuit.cells`, the four pathways in
+:mod:`bioleaf.model.circuit.pathways`, the layer step every copy of the circuit runs in :mod:`bioleaf.model.circuit.phase`, the
+running sums and the end-of-presentation rules in :mod:`bioleaf.model.circuit.presentation`; :func:`present` below is the
 schedule that puts them together.
 """
 
@@ -96,16 +96,16 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from . import plasticity
-from .cells import Teacher
-from .encoding import SpikeStream
-from .errors import UsageError
-from .network import uniform_init
-from .neurons import NeuronParams
-from .parsing import number_list
-from .pathways import apical_pathway, bottom_up, prediction_pathway
-from .phase import LIVE, REPLAYED, Phase, copy_rows, feedforward, unnudged_layers
-from .presentation import CircuitSums, Copy, PhaseDifference, Presentation, Recorder, TraceSums
+from bioleaf.model import plasticity
+from bioleaf.model.circuit.cells import Teacher
+from bioleaf.model.encoding import SpikeStream
+from bioleaf.errors import UsageError
+from bioleaf.model.network import uniform_init
+from bioleaf.model.neurons import NeuronParams
+from bioleaf.parsing import number_list
+from bioleaf.model.circuit.pathways import apical_pathway, bottom_up, prediction_pathway
+from bioleaf.model.circuit.phase import LIVE, REPLAYED, Phase, copy_rows, feedforward, unnudged_layers
+from bioleaf.model.circuit.presentation import CircuitSums, Copy, PhaseDifference, Presentation, Recorder, TraceSums
 
 FEEDBACK_MODES = ("symmetric", "random", "learned", "direct")
 INTERNEURON_MODES = ("learned", "ideal")
@@ -387,7 +387,7 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
     """Run one presentation of ``steps`` time steps (equations in the module docstring).
 
     ``targets`` are target spike counts ``[batch, n_out]`` (``None``: no teacher). The updates in
-    the result are the rules of :mod:`bioleaf.plasticity` applied to the running sums each synapse
+    the result are the rules of :mod:`bioleaf.model.plasticity` applied to the running sums each synapse
     keeps during the presentation, summed over samples (memory independent of ``steps``).
     ``record=True`` also keeps every step's spikes and apical potentials, ``[T, batch, n]`` (for plots only).
     Rules that read the free phase (a contrastive baseline, learned feedback) need :func:`present_phases`.
@@ -471,7 +471,7 @@ def presentation_of(run: Copies, updates: dict[str, torch.Tensor], steps: int,
 def plastic_updates(circuit: Microcircuit, run: Copies, errors: list[torch.Tensor], learn: Plasticity,
                     taught: bool, free_phase: FreePhaseMemory | None, params: CircuitParams, steps: int
                     ) -> dict[str, torch.Tensor]:
-    """The rules of :mod:`bioleaf.plasticity` applied to the running sums at the end of a presentation.
+    """The rules of :mod:`bioleaf.model.plasticity` applied to the running sums at the end of a presentation.
 
     The bottom-up rule of hidden cells reads its error (``A``, or ``A - A_free`` against a free-phase
     baseline), its gate (:func:`plasticity.plasticity_gate` of its count, ``params.gate``) and presynaptic

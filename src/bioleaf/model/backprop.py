@@ -1,6 +1,6 @@
 r"""Spike-train-level backprop (ST-BP): the explicit gradient of the spiking error, no autograd.
 
-The ``stbp`` rule (:mod:`bioleaf.rules.stbp`) descends it; :mod:`bioleaf.equivalence` measures BioLeaF's
+The ``stbp`` rule (:mod:`bioleaf.rules.stbp`) descends it; :mod:`bioleaf.tools.equivalence` measures BioLeaF's
 local updates against it.
 
 Count model of a layer: :math:`o_l \approx [W_l X_{l-1}]_+ / \vartheta`, with :math:`X = \sum_t x(t)`
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from .network import Forward, batch_outer_sum
+from bioleaf.model.network import Forward, batch_outer_sum
 
 
 def stbp_gradients(weights: list[torch.Tensor], fwd: Forward, targets: torch.Tensor,

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .pathways import per_copy
-from .phase import Phase, PhaseState, Replay, StepSignals, copy_rows
+from bioleaf.model.circuit.pathways import per_copy
+from bioleaf.model.circuit.phase import Phase, PhaseState, Replay, StepSignals, copy_rows
 
 
 def accumulated(total: torch.Tensor | None, value: torch.Tensor) -> torch.Tensor:

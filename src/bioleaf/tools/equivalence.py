@@ -1,8 +1,8 @@
 r"""How close BioLeaF's local updates come to the ST-BP gradient of the same error.
 
 Both are computed from the **same input spikes** (the spike generator is replayed): ST-BP from a
-teacher-free run of the bottom-up network (:func:`bioleaf.backprop.stbp_gradients`), BioLeaF from
-one teacher presentation of the microcircuit (:func:`bioleaf.microcircuit.present`). Per layer we
+teacher-free run of the bottom-up network (:func:`bioleaf.model.backprop.stbp_gradients`), BioLeaF from
+one teacher presentation of the microcircuit (:func:`bioleaf.model.circuit.microcircuit.present`). Per layer we
 report the cosine between BioLeaF's :math:`\Delta W_l` and :math:`-\partial E/\partial W_l`, and the
 relative scale :math:`\|\Delta W_l\| / \|\partial E/\partial W_l\|`.
 
@@ -25,11 +25,11 @@ from typing import NamedTuple
 
 import torch
 
-from .config import TrainConfig
-from .losses import target_counts
-from .microcircuit import Microcircuit, Plasticity, build_circuit, present_phases
-from .network import Forward, simulate
-from .backprop import stbp_gradients
+from bioleaf.config import TrainConfig
+from bioleaf.model.losses import target_counts
+from bioleaf.model.circuit.microcircuit import Microcircuit, Plasticity, build_circuit, present_phases
+from bioleaf.model.network import Forward, simulate
+from bioleaf.model.backprop import stbp_gradients
 
 SETTINGS = ("count_model", "spiking", "random_feedback", "untrained_interneurons")
 

@@ -6,18 +6,18 @@ batch 100): the hidden width ``W`` (784-W-W-10, 400 to 3,200 cells per hidden la
 ``T`` (20 to 500) and the batch. On a GPU a fourth point is the community benchmark's shape (the SNN
 library benchmarks of Open Neuromorphic): one Linear+LIF layer of 16,384 cells on 16,384 inputs,
 ``T = 500``, batch 16. Every point trains the four :data:`SCALING_TRAINERS`: BioLeaF with its fully
-local and with its idealised circuit (:func:`bioleaf.bench.circuit_values`), our ``bptt`` and the
-snnTorch twin (:class:`bioleaf.bench.SnnTorchTwin`), each from the same initial weights.
+local and with its idealised circuit (:func:`bioleaf.tools.bench.circuit_values`), our ``bptt`` and the
+snnTorch twin (:class:`bioleaf.tools.bench.SnnTorchTwin`), each from the same initial weights.
 
 At every point, for every trainer:
 
-- **peak memory**: :func:`bioleaf.bench.memory_probe`, one batch after the model is built: on a CPU the
+- **peak memory**: :func:`bioleaf.tools.bench.memory_probe`, one batch after the model is built: on a CPU the
   growth of the peak resident set size, in a fresh process (in this one with ``--quick``), on a GPU the
   growth of torch's peak CUDA allocations. A trainer that runs out of memory is marked ``OOM``: on a CPU
-  its probe may add at most ``memory_budget_mb`` of address space (:func:`bioleaf.bench.memory_cap`), on a
+  its probe may add at most ``memory_budget_mb`` of address space (:func:`bioleaf.tools.bench.memory_cap`), on a
   GPU the device's memory is the limit;
 - **speed**: the trainers that fitted take turns batch by batch in this process
-  (:func:`bioleaf.bench.time_interleaved`: ``warmup`` untimed rounds, then ``rounds`` timed ones);
+  (:func:`bioleaf.tools.bench.time_interleaved`: ``warmup`` untimed rounds, then ``rounds`` timed ones);
   samples/s is the batch over the median batch time, and each speed is also given relative to
   snnTorch's in the same rotation. A trainer that runs out of memory here is marked ``OOM`` as well.
 
@@ -36,12 +36,12 @@ from pathlib import Path
 
 import torch
 
-from . import bench
-from .checkpoint import atomic_write_bytes, atomic_write_json
-from .errors import UsageError, is_out_of_memory
+from bioleaf.tools import bench
+from bioleaf.training.checkpoint import atomic_write_bytes, atomic_write_json
+from bioleaf.errors import UsageError, is_out_of_memory
 
 SCALING_TRAINERS = ("bioleaf_local", "bioleaf", "bptt", "snntorch")
-"""The trainers of every point (:data:`bioleaf.bench.TRAINERS`: ``bioleaf`` is the idealised circuit)."""
+"""The trainers of every point (:data:`bioleaf.tools.bench.TRAINERS`: ``bioleaf`` is the idealised circuit)."""
 LABELS = {"bioleaf_local": "BioLeaF, fully local", "bioleaf": "BioLeaF, idealised", "bptt": "our bptt",
           "snntorch": "snnTorch BPTT"}
 DEFAULT_OUT = Path("runs/bench-scaling")
@@ -243,7 +243,7 @@ def scaling_markdown(result: dict) -> str:
 def scaling_plot(result: dict, path: Path) -> Path:
     """Speed and memory against each swept variable (log-log), one line per trainer; ``OOM`` marks a trainer
     that ran out of memory at a value."""
-    from .plots import plt, save_png
+    from bioleaf.tools.plots import plt, save_png
 
     sweeps = {k: v for k, v in _sweeps(result["rows"]).items() if len({r["value"] for r in v}) > 1}
     fig, axes = plt.subplots(len(sweeps), 2, figsize=(10, 3.2 * len(sweeps)), squeeze=False)

@@ -1,0 +1,1 @@
+"""The training wing: the epoch and batch loop, checkpoints, evaluation and data parallelism."""
