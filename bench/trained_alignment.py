@@ -35,7 +35,7 @@ def alignment(run_dir: str, nudges: list[str], couplings: list[float | None], ba
         for g in couplings:
             circuit = dataclasses.replace(cfg.circuit, feedback="symmetric", interneurons="ideal", nudge=nudge,
                                           g_apical=cfg.circuit.g_apical if g is None else g)
-            run_cfg = dataclasses.replace(cfg, circuit=circuit.validate(cfg.steps))
+            run_cfg = dataclasses.replace(cfg, circuit=circuit.validate())
             rule.circuit.sync_ideal(circuit)
             sums = None
             for k in range(batches):

@@ -19,7 +19,7 @@ from bioleaf.config import TrainConfig
 from bioleaf.model.encoding import Encoder
 from bioleaf.errors import UsageError
 from bioleaf.model.losses import count_cross_entropy
-from bioleaf.model.circuit.microcircuit import CircuitParams
+from bioleaf.model.circuit import CircuitParams
 from bioleaf.model.network import simulate
 from bioleaf.model.neurons import NeuronParams
 from bioleaf.presets import PRESETS

@@ -32,7 +32,7 @@ from bioleaf.training import checkpoint as ckpt
 from bioleaf.config import TrainConfig
 from bioleaf.data import load_dataset
 from bioleaf.errors import DataError, DivergenceError
-from bioleaf.model.circuit.microcircuit import CircuitParams
+from bioleaf.model.circuit import CircuitParams
 from bioleaf.training.distributed import LAUNCH_VARS, TIMEOUT_ENV
 from bioleaf.training.trainer import Interrupted, Parallel, Trainer
 

@@ -8,7 +8,7 @@ import torch
 from bioleaf.data import dataset_available
 from bioleaf.tools.equivalence import count_model_updates, agreement
 from bioleaf.model.losses import target_counts
-from bioleaf.model.network import uniform_init
+from bioleaf.model.weights import uniform_init
 
 SETTINGS = ("count_model", "spiking", "random_feedback", "untrained_interneurons")
 

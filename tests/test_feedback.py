@@ -13,7 +13,7 @@ import torch
 from bioleaf.config import TrainConfig
 from bioleaf.data import load_dataset
 from bioleaf.model.losses import target_counts
-from bioleaf.model.circuit.microcircuit import Plasticity, build_circuit, present, present_phases
+from bioleaf.model.circuit import Context, Plasticity, build_circuit, present, present_phases
 from bioleaf.rules import make_rule
 
 ARCH = "64-32-16-10"
@@ -35,9 +35,9 @@ def test_learned_feedback_and_its_mirror_receive_identical_increments(digits):
     sizes = cfg.sizes(64, 10)
     circuit = build_circuit(sizes, cfg.circuit, torch.Generator().manual_seed(0), cfg.init_scale)
     x, labels = digits.train_x[:64], digits.train_y[:64]
-    y = target_counts(labels, 10, cfg.circuit.target_high, cfg.circuit.target_low)
+    y = cfg.targets.of(labels, 10)
     stream = cfg.encoder_obj().stream(x, cfg.steps, torch.Generator().manual_seed(1))
-    _, teach = present_phases(circuit, stream, y, batch=64, steps=cfg.steps, neuron=cfg.neuron, params=cfg.circuit,
+    _, teach = present_phases(circuit, stream, y, batch=64, ctx=Context(cfg.steps, cfg.neuron, cfg.circuit),
                               lateral=Plasticity(W=False, P=True, Q=True), learn=Plasticity(W=True, B=True))
     for l in range(len(sizes) - 2):
         b, w = teach.updates[f"B{l}"], teach.updates[f"W{l + 1}"]
@@ -91,7 +91,7 @@ def test_direct_feedback_reaches_every_hidden_layer_from_the_output(digits):
     circuit = build_circuit(sizes, cfg.circuit, torch.Generator().manual_seed(0), cfg.init_scale)
     assert [tuple(b.shape) for b in circuit.B] == [(32, 10), (16, 10)]
     x = digits.train_x[:16]
-    run = dict(batch=16, steps=cfg.steps, neuron=cfg.neuron, params=cfg.circuit)
+    run = dict(batch=16, ctx=Context(cfg.steps, cfg.neuron, cfg.circuit))
 
     def apical_sum(label):
         y = target_counts(torch.full((16,), label), 10, 15.0, 0.0)

@@ -9,8 +9,8 @@ import torch
 from bioleaf.config import TrainConfig
 from bioleaf.data import load_dataset
 from bioleaf.tools.equivalence import agreement, spiking_updates
-from bioleaf.model.losses import target_counts
-from bioleaf.model.circuit.microcircuit import Plasticity, build_circuit, present
+from bioleaf.model.losses import CountTargets, target_counts
+from bioleaf.model.circuit import Context, Plasticity, build_circuit, present
 from bioleaf.model.network import simulate
 
 ARCH = "64-128-64-10"
@@ -19,8 +19,8 @@ ARCH = "64-128-64-10"
 def setup(reference: str, g_apical: float, steps: int = 20):
     cfg = TrainConfig(rule="bioleaf", dataset="digits", arch=ARCH, steps=steps).validate()
     circuit = dataclasses.replace(cfg.circuit, interneurons="ideal", error_reference=reference,
-                                  g_apical=g_apical, target_high=15.0).validate(steps)
-    cfg = dataclasses.replace(cfg, circuit=circuit)
+                                  g_apical=g_apical).validate()
+    cfg = dataclasses.replace(cfg, circuit=circuit, targets=CountTargets(high=15.0))
     sizes = [int(n) for n in ARCH.split("-")]
     return cfg, build_circuit(sizes, circuit, torch.Generator().manual_seed(0), cfg.init_scale)
 
@@ -34,12 +34,12 @@ def digits():
 def test_the_free_copy_is_the_teacher_free_network_on_the_same_spikes(digits):
     x, labels = digits
     cfg, circuit = setup("free", g_apical=1.0)
-    y = target_counts(labels, 10, cfg.circuit.target_high, cfg.circuit.target_low)
+    y = cfg.targets.of(labels, 10)
 
     def stream():
         return cfg.encoder_obj().stream(x, cfg.steps, torch.Generator().manual_seed(3))
 
-    run = dict(batch=len(x), steps=cfg.steps, neuron=cfg.neuron, params=cfg.circuit)
+    run = dict(batch=len(x), ctx=Context(cfg.steps, cfg.neuron, cfg.circuit))
     taught = present(circuit, stream(), y, learn=Plasticity(W=True), **run)
     alone = present(circuit, stream(), None, **run)  # a separate free phase (no teacher)
     bottom_up = simulate(circuit.W, stream(), batch=len(x), steps=cfg.steps, neuron=cfg.neuron)
@@ -47,8 +47,8 @@ def test_the_free_copy_is_the_teacher_free_network_on_the_same_spikes(digits):
     assert torch.equal(free_counts, alone.counts) and torch.equal(free_counts, bottom_up.counts[-1])
     assert torch.equal(free_potentials, bottom_up.potentials)
     assert not torch.equal(taught.counts, free_counts)  # the teacher did move the output cells
-    nudged = present(circuit, stream(), y, params=dataclasses.replace(cfg.circuit, error_reference="nudged"),
-                     **{k: v for k, v in run.items() if k != "params"})
+    nudged = present(circuit, stream(), y, batch=len(x), ctx=Context(cfg.steps, cfg.neuron, dataclasses.replace(
+        cfg.circuit, error_reference="nudged")))
     assert taught.free_output is not None and nudged.free_output is None
     assert torch.equal(taught.counts, nudged.counts)  # the copy does not touch the circuit itself
 
@@ -94,13 +94,13 @@ def test_without_a_hidden_layer_both_references_give_the_same_update(digits):
     already is the teacher-free one: the free reference changes nothing."""
     x, labels = digits
     cfg = TrainConfig(rule="bioleaf", dataset="digits", arch="64-10", steps=20).validate()
-    y = target_counts(labels, 10, cfg.circuit.target_high, cfg.circuit.target_low)
+    y = cfg.targets.of(labels, 10)
     results = {}
     for reference in ("nudged", "free"):
-        params = dataclasses.replace(cfg.circuit, interneurons="ideal", error_reference=reference).validate(20)
+        params = dataclasses.replace(cfg.circuit, interneurons="ideal", error_reference=reference).validate()
         circuit = build_circuit([64, 10], params, torch.Generator().manual_seed(0), cfg.init_scale)
         stream = cfg.encoder_obj().stream(x, 20, torch.Generator().manual_seed(3))
-        results[reference] = present(circuit, stream, y, batch=len(x), steps=20, neuron=cfg.neuron, params=params,
+        results[reference] = present(circuit, stream, y, batch=len(x), ctx=Context(20, cfg.neuron, params),
                                      learn=Plasticity(W=True))
     assert results["free"].free_output is not None
     assert results["free"].updates["W0"].abs().sum() > 0
@@ -114,12 +114,12 @@ def test_an_unnudged_bottom_layer_spikes_as_without_teacher_and_still_learns(dig
     above) stays aligned with ST-BP. Multipliers of 1 change nothing."""
     x, labels = digits
     cfg, circuit = setup("free", g_apical=1.0)
-    y = target_counts(labels, 10, cfg.circuit.target_high, cfg.circuit.target_low)
+    y = cfg.targets.of(labels, 10)
 
     def run(layers: str, targets):
-        params = dataclasses.replace(cfg.circuit, g_apical_layers=layers).validate(cfg.steps)
+        params = dataclasses.replace(cfg.circuit, g_apical_layers=layers).validate()
         stream = cfg.encoder_obj().stream(x, cfg.steps, torch.Generator().manual_seed(3))
-        return present(circuit, stream, targets, batch=len(x), steps=cfg.steps, neuron=cfg.neuron, params=params,
+        return present(circuit, stream, targets, batch=len(x), ctx=Context(cfg.steps, cfg.neuron, params),
                        learn=Plasticity(W=True))
 
     default, ones, bottom_off, short = run("", y), run("1,1", y), run("0,1", y), run("0", y)

@@ -15,7 +15,7 @@ import torch
 from bioleaf.cli import main
 from bioleaf.training.evaluate import evaluate_run, load_model
 from bioleaf.model.losses import target_counts
-from bioleaf.model.circuit.microcircuit import Plasticity, present
+from bioleaf.model.circuit import Plasticity, present
 from bioleaf.model.network import simulate
 
 G_BASAL = 1.7
@@ -36,10 +36,9 @@ def test_training_copy_and_inference_are_one_network(run_dir, digits):
     assert rule.g_basal == G_BASAL
     x, y = digits.test_x[:64], digits.test_y[:64]
     stream = lambda: cfg.encoder_obj().stream(x, cfg.steps, torch.Generator().manual_seed(7))  # noqa: E731
-    targets = target_counts(y, 10, cfg.circuit.target_high, cfg.circuit.target_low)
+    targets = cfg.targets.of(y, 10)
     rule.after_load()
-    res = present(rule.circuit, stream(), targets, batch=64, steps=cfg.steps, neuron=cfg.neuron,
-                  params=cfg.circuit, learn=Plasticity(W=True))
+    res = present(rule.circuit, stream(), targets, cfg.context, batch=64, learn=Plasticity(W=True))
     with torch.no_grad():
         inferred = simulate(rule.weights, stream(), batch=64, steps=cfg.steps, neuron=cfg.neuron, g_basal=G_BASAL)
         unscaled = simulate(rule.weights, stream(), batch=64, steps=cfg.steps, neuron=cfg.neuron)

@@ -12,7 +12,7 @@ from bioleaf.model import plasticity
 from bioleaf.config import TrainConfig
 from bioleaf.data import load_dataset
 from bioleaf.model.losses import target_counts
-from bioleaf.model.circuit.microcircuit import Plasticity, build_circuit, present_phases
+from bioleaf.model.circuit import Context, Plasticity, build_circuit, present_phases
 
 
 @given(steps=st.integers(1, 500), data=st.data())
@@ -35,13 +35,13 @@ def teacher_phase():
     values = {"dataset": "digits", "arch": "64-32-16-10", "steps": 20, "init_scale": 4.0,
               "circuit.feedback": "random", "circuit.g_apical_layers": "0"}
     cfg = TrainConfig().with_values(values).validate()
-    y = target_counts(digits.train_y[:1], 10, cfg.circuit.target_high, cfg.circuit.target_low)
+    y = cfg.targets.of(digits.train_y[:1], 10)
     result = {}
     for gate in plasticity.GATES:
         params = dataclasses.replace(cfg.circuit, gate=gate)
         circuit = build_circuit(cfg.sizes(64, 10), params, torch.Generator().manual_seed(0), cfg.init_scale)
         stream = cfg.encoder_obj().stream(digits.train_x[:1], cfg.steps, torch.Generator().manual_seed(1))
-        _, teach = present_phases(circuit, stream, y, batch=1, steps=cfg.steps, neuron=cfg.neuron, params=params,
+        _, teach = present_phases(circuit, stream, y, batch=1, ctx=Context(cfg.steps, cfg.neuron, params),
                                   lateral=Plasticity(W=False), learn=Plasticity(W=True))
         result[gate] = teach.updates["W0"], teach.hidden_counts[0]
     return result, cfg.steps

@@ -8,7 +8,7 @@ import pytest
 
 import bioleaf
 from bioleaf.config import TrainConfig
-from bioleaf.model.circuit.microcircuit import IDEALISATIONS
+from bioleaf.model.circuit import IDEALISATIONS
 
 
 @pytest.mark.parametrize("settings, expected", [

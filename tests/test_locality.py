@@ -12,14 +12,14 @@ import torch
 
 from bioleaf.model import plasticity
 from bioleaf.config import TrainConfig
-from bioleaf.model.circuit.microcircuit import CircuitParams, Plasticity, build_circuit, present
+from bioleaf.model.circuit import Context, CircuitParams, Plasticity, build_circuit, present
 
 from bioleaf.tools.locality import check_locality
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "golden"))
 from golden_cases import CASES, config  # noqa: E402
 
-RULES = [plasticity.basal_error_stdp, plasticity.interneuron_prediction, plasticity.apical_cancellation,
+RULES = [plasticity.basal_error_integrated, plasticity.interneuron_prediction, plasticity.apical_cancellation,
          plasticity.count_change_error, plasticity.feedback_kolen_pollack]
 
 
@@ -103,8 +103,8 @@ def test_no_weight_transport_in_the_bottom_up_update():
 
     def update():
         g = torch.Generator().manual_seed(3)
-        res = present(circuit, cfg.encoder_obj().stream(images, 10, g), targets, batch=8, steps=10,
-                      neuron=cfg.neuron, params=params, learn=Plasticity(W=True))
+        res = present(circuit, cfg.encoder_obj().stream(images, 10, g), targets, batch=8,
+                      ctx=Context(10, cfg.neuron, params), learn=Plasticity(W=True))
         return res.updates["W0"]
 
     before = update()

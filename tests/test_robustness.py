@@ -47,7 +47,7 @@ from bioleaf.cli import TRAIN_FLAGS, build_parser, config_from_args, main
 from bioleaf.config import TrainConfig, flag_of
 from bioleaf.data import load_dataset
 from bioleaf.errors import UsageError
-from bioleaf.model.circuit.microcircuit import CircuitParams
+from bioleaf.model.circuit import CircuitParams
 from bioleaf.model.neurons import NeuronParams
 
 CKPT = "checkpoint.safetensors"

@@ -9,8 +9,8 @@ import torch
 from bioleaf.config import TrainConfig
 from bioleaf.data import load_dataset
 from bioleaf.tools.equivalence import agreement, spiking_updates
-from bioleaf.model.losses import target_counts
-from bioleaf.model.circuit.microcircuit import Microcircuit, Plasticity, build_circuit, present
+from bioleaf.model.losses import CountTargets, target_counts
+from bioleaf.model.circuit import Context, Microcircuit, Plasticity, build_circuit, present
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +22,8 @@ def digits():
 def setup(arch: str, nudge: str, layers: str = "", beta: float = 1.0, steps: int = 20, init: float = 1.0):
     cfg = TrainConfig(rule="bioleaf", dataset="digits", arch=arch, steps=steps, init_scale=init).validate()
     circuit = dataclasses.replace(cfg.circuit, interneurons="ideal", error_reference="free", g_apical=1.0,
-                                  g_apical_layers=layers, nudge=nudge, teacher_strength=beta,
-                                  target_high=15.0).validate(steps)
-    cfg = dataclasses.replace(cfg, circuit=circuit)
+                                  g_apical_layers=layers, nudge=nudge, teacher_strength=beta).validate()
+    cfg = dataclasses.replace(cfg, circuit=circuit, targets=CountTargets(high=15.0))
     sizes = [int(n) for n in arch.split("-")]
     return cfg, build_circuit(sizes, circuit, torch.Generator().manual_seed(0), cfg.init_scale)
 
@@ -38,11 +37,11 @@ def test_the_second_phase_is_a_teacher_phase_with_the_top_coupling_reversed(laye
     x, labels = digits
     cfg, circuit = setup(arch, "two-sided", layers, beta, init=0.3)
     one_sided = dataclasses.replace(cfg.circuit, nudge="one-sided")
-    y = target_counts(labels, 10, cfg.circuit.target_high, cfg.circuit.target_low)
+    y = cfg.targets.of(labels, 10)
 
     def updates(circ: Microcircuit, params):
         stream = cfg.encoder_obj().stream(x, cfg.steps, torch.Generator().manual_seed(3))
-        return present(circ, stream, y, batch=len(x), steps=cfg.steps, neuron=cfg.neuron, params=params,
+        return present(circ, stream, y, batch=len(x), ctx=Context(cfg.steps, cfg.neuron, params),
                        learn=Plasticity(W=True)).updates
 
     both = updates(circuit, cfg.circuit)

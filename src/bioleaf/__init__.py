@@ -1,7 +1,7 @@
 """BioLeaF: bio-plausible local learning for spiking neural networks.
 
 A dendritic microcircuit (pyramidal cells with basal, apical and somatic compartments, interneurons,
-four synapse types) whose local, spike-timing-dependent rules learn supervised tasks, beside its
+four synapse types) whose local plasticity rules learn supervised tasks, beside its
 backprop-trained twins. The Python API (:mod:`bioleaf.api`):
 
 .. code-block:: python

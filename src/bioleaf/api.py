@@ -28,10 +28,8 @@ import torch
 from bioleaf.config import TrainConfig
 from bioleaf.data import FASHION_MNIST_DIR, Dataset, dataset_available, load_dataset
 from bioleaf.errors import UsageError
-from bioleaf.model.losses import target_counts
-from bioleaf.model.circuit.microcircuit import Plasticity, present
+from bioleaf.model.circuit import Plasticity, Recorder, present
 from bioleaf.model.network import simulate as simulate_network
-from bioleaf.model.circuit.presentation import Recorder
 from bioleaf.presets import preset_values
 from bioleaf.rules import Rule
 from bioleaf.training.trainer import Trainer, infer_all, prepare_out, resolve_device
@@ -138,14 +136,13 @@ class Model:
         x = _images(images, self)
         c, n = self.config, len(x)
         if c.rule == "bioleaf":
-            targets = None if labels is None else target_counts(torch.as_tensor(labels).to(x.device), self.sizes[-1],
-                                                                 c.circuit.target_high, c.circuit.target_low)
-            res = present(self.rule.circuit, self._stream(x, seed), targets, batch=n, steps=c.steps, neuron=c.neuron,
-                          params=c.circuit, learn=Plasticity(W=False), record=record)
+            targets = None if labels is None else c.targets.of(torch.as_tensor(labels).to(x.device), self.sizes[-1])
+            res = present(self.rule.circuit, self._stream(x, seed), targets, c.context, batch=n,
+                          learn=Plasticity(W=False), record=record)
             return Simulation(res.counts, res.potentials, res.hidden_counts, res.record)
         recorder = Recorder() if record else None
         fwd = simulate_network(self.weights, self._stream(x, seed), batch=n, steps=c.steps, neuron=c.neuron,
-                               g_basal=self.rule.g_basal, observe=recorder.add if recorder else None)
+                               g_basal=self.rule.g_basal, observer=recorder)
         return Simulation(fwd.output, fwd.potentials, fwd.counts[:-1], recorder.stacked() if recorder else None)
 
     def accuracy(self, images, labels) -> float:

@@ -7,9 +7,11 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from bioleaf.model.encoding import ENCODERS, Encoder
 from bioleaf.errors import UsageError
-from bioleaf.model.circuit.microcircuit import ERROR_REFERENCES, FEEDBACK_MODES, INTERNEURON_MODES, NUDGES, CircuitParams
+from bioleaf.model.circuit.params import (ERROR_REFERENCES, FEEDBACK_MODES, INTERNEURON_MODES, NUDGES, CircuitParams,
+                                          Context)
+from bioleaf.model.encoding import ENCODERS, Encoder
+from bioleaf.model.losses import CountTargets
 from bioleaf.model.neurons import NeuronParams
 from bioleaf.parsing import number_list
 
@@ -25,7 +27,7 @@ MAX_SYNAPSES = 300_000_000  # bottom-up synapses of one network (x4 with B, P, Q
 # benchmark's layer of 16384 cells on 16384 inputs (bioleaf bench --scaling on a GPU) has 2.7e8
 MAX_INIT_SCALE = 100.0
 
-# The train flags: flag -> (config field, type, help); nested fields are "neuron.x" / "circuit.x". The CLI
+# The train flags: flag -> (config field, type, help); nested fields are "neuron.x" / "circuit.x" / "targets.x". The CLI
 # adds one option per row; error messages name the flag of a field through :func:`flag_of`.
 TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
     "--arch": ("arch", str, "layer sizes, e.g. 784-400-400-10 (default: <input>-400-400-10)"),
@@ -63,8 +65,8 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
     "--g-apical-layers": ("circuit.g_apical_layers", str, "bioleaf multipliers of --g-apical per hidden layer, "
                           "bottom first; unlisted layers keep 1 (0: the lowest layer's soma is not nudged)"),
     "--teacher-strength": ("circuit.teacher_strength", float, "bioleaf teacher nudging beta in (0, 1]"),
-    "--target-high": ("circuit.target_high", float, "target spike count of the labelled output"),
-    "--target-low": ("circuit.target_low", float, "target spike count of the other outputs"),
+    "--target-high": ("targets.high", float, "target spike count of the labelled output"),
+    "--target-low": ("targets.low", float, "target spike count of the other outputs"),
     "--lr-interneuron": ("lr_interneuron", float, "bioleaf learning rate of P and Q"),
     "--feedback-decay": ("feedback_decay", float, "bioleaf learned feedback: decay rate of B and of its mirror "
                          "W of the layer above (each step both shrink by 1 - lr * rate)"),
@@ -136,6 +138,7 @@ class TrainConfig:
     init_scale: float = 0.15
     neuron: NeuronParams = field(default_factory=NeuronParams)
     circuit: CircuitParams = field(default_factory=CircuitParams)
+    targets: CountTargets = field(default_factory=CountTargets)  # target spike counts of the error function
     # bioleaf: interneuron / feedback plasticity and the self-predicting phase
     lr_interneuron: float = 1e-3
     feedback_decay: float = 1.0
@@ -156,6 +159,11 @@ class TrainConfig:
         CPU presentations and draws its probes from CPU generators."""
         if self.device != "cpu":
             raise UsageError(f"--device {self.device}: {command} runs on the CPU only (leave --device out)")
+
+    @property
+    def context(self) -> Context:
+        """What every presentation of this run shares: steps, neuron and circuit parameters."""
+        return Context(self.steps, self.neuron, self.circuit)
 
     @property
     def learning_rate(self) -> float:
@@ -206,11 +214,8 @@ class TrainConfig:
         self._validate_nested()
         self.encoder_obj()
         self.neuron.validate()
-        high, low = self.circuit.target_high, self.circuit.target_low
-        if 0 <= low < high < math.inf and high > self.steps:
-            raise UsageError(f"--steps/--target-high: a cell spikes at most once per step, so --target-high {high} "
-                             f"needs --steps >= {math.ceil(high)}, got --steps {self.steps}")
-        self.circuit.validate(self.steps)
+        self.targets.validate(self.steps)
+        self.circuit.validate()
         n_layers = len(parse_arch(self.arch)) - 1 if self.arch else None  # known only with --arch
         if self.lr_layers:
             self.lr_multipliers(n_layers)
@@ -260,8 +265,10 @@ class TrainConfig:
             raise UsageError(f"config: neuron must be NeuronParams, got {type(self.neuron).__name__}")
         if not isinstance(self.circuit, CircuitParams):
             raise UsageError(f"config: circuit must be CircuitParams, got {type(self.circuit).__name__}")
+        if not isinstance(self.targets, CountTargets):
+            raise UsageError(f"config: targets must be CountTargets, got {type(self.targets).__name__}")
         numbers = [("neuron", n) for n in ("threshold", "tau_mem", "tau_syn", "dt")]
-        numbers += [("circuit", n) for n in ("g_basal", "g_apical", "teacher_strength", "target_high", "target_low")]
+        numbers += [("circuit", n) for n in ("g_basal", "g_apical", "teacher_strength")]
         for group, name in numbers:
             value = getattr(getattr(self, group), name)
             if not _is_number(value):
@@ -279,20 +286,21 @@ class TrainConfig:
                 raise UsageError(f"config: circuit.{name} must be true or false, got {value!r}")
 
     def with_values(self, values: dict[str, object]) -> "TrainConfig":
-        """A copy with ``values`` applied: flat field names, or ``neuron.x`` / ``circuit.x`` for
+        """A copy with ``values`` applied: flat field names, or ``neuron.x`` / ``circuit.x`` / ``targets.x`` for
         nested fields (the keys of a preset); not validated."""
         top: dict[str, object] = {}
-        nested: dict[str, dict[str, object]] = {"neuron": {}, "circuit": {}}
+        nested: dict[str, dict[str, object]] = {"neuron": {}, "circuit": {}, "targets": {}}
         for key, v in values.items():
             group, _, name = key.rpartition(".")
             (nested[group] if group else top)[name] = v
         return dataclasses.replace(self, **top, neuron=self.neuron._replace(**nested["neuron"]),
-                                   circuit=dataclasses.replace(self.circuit, **nested["circuit"]))
+                                   circuit=dataclasses.replace(self.circuit, **nested["circuit"]),
+                                   targets=dataclasses.replace(self.targets, **nested["targets"]))
 
     @property
     def idealisations(self) -> list[str]:
         """The idealisations this run's learning uses beyond the locality contract. For the microcircuit, its labelled
-        idealisations (:data:`bioleaf.model.circuit.microcircuit.IDEALISATIONS`; empty for a fully local circuit), or
+        idealisations (:data:`bioleaf.model.circuit.params.IDEALISATIONS`; empty for a fully local circuit), or
         ``["backprop"]`` for the BP twins (weight transport and a backward pass)."""
         return self.circuit.idealisations() if self.rule == "bioleaf" else ["backprop"]
 
@@ -314,9 +322,14 @@ class TrainConfig:
         try:
             neuron = dict(d.pop("neuron", {}))
             circuit = dict(d.pop("circuit", {}))
+            targets = dict(d.pop("targets", {}))
+            for name in ("high", "low"):  # config.json of version 0.1 kept the targets among the circuit's fields
+                if f"target_{name}" in circuit:
+                    targets[name] = circuit.pop(f"target_{name}")
             if "tau_mem" in neuron:
                 neuron["tau_mem"] = _inf_from_json(neuron["tau_mem"])
-            return cls(**d, neuron=NeuronParams(**neuron), circuit=CircuitParams(**circuit))
+            return cls(**d, neuron=NeuronParams(**neuron), circuit=CircuitParams(**circuit),
+                       targets=CountTargets(**targets))
         except (TypeError, ValueError) as e:
             raise UsageError(f"config: {e}") from None
 

@@ -10,7 +10,7 @@ from bioleaf.errors import UsageError
 
 _FASHION = {"dataset": "fashion-mnist", "arch": "784-400-400-10", "epochs": 10, "batch_size": 100, "steps": 30,
             "threads": 1, "lr_schedule": "cosine", "init_scale": 0.3, "neuron.tau_syn": 1.0, "circuit.g_apical": 1.0,
-            "circuit.g_apical_layers": "0", "circuit.target_high": 27.0}
+            "circuit.g_apical_layers": "0", "targets.high": 27.0}
 """The Fashion-MNIST setting every rule shares (docs/results.md, section 1): the same schedule, initial weights
 and neuron (a 1 ms synaptic trace: docs/results.md, section 4b); T=30 with the labelled output's target 27 spikes;
 for bioleaf, the lowest hidden layer's soma not nudged (docs/theory.md, section 2)."""
@@ -25,7 +25,7 @@ PRESETS: dict[str, dict[str, object]] = {
     # the bundled digits (docs/results.md, section 2): 5 epochs of batches of 16 under a cosine schedule, T=60 with
     # the labelled output's target 48 spikes, the lowest hidden layer's soma not nudged (as for Fashion-MNIST)
     "digits": {"dataset": "digits", "arch": "64-128-10", "epochs": 5, "batch_size": 16, "steps": 60, "threads": 1,
-               "lr_schedule": "cosine", "circuit.target_high": 48.0, "circuit.g_apical_layers": "0"},
+               "lr_schedule": "cosine", "targets.high": 48.0, "circuit.g_apical_layers": "0"},
     "fashion-mnist-local": _LOCAL,
     # the fully local circuit with fixed random feedback: direct from the output cells to every hidden layer's
     # apical dendrite (the DFA-style circuit), the hidden cells' plasticity gated by their headroom below the

@@ -7,7 +7,7 @@ import torch
 from bioleaf.config import TrainConfig
 from bioleaf.data import load_dataset
 from bioleaf.model.losses import target_counts
-from bioleaf.model.circuit.microcircuit import Plasticity, build_circuit, present, present_phases
+from bioleaf.model.circuit import Context, Plasticity, build_circuit, present, present_phases
 from bioleaf.rules import make_rule
 
 BATCH, STEPS = 8, 12
@@ -56,7 +56,7 @@ CASES = _cases()
 
 def config(name: str) -> TrainConfig:
     values = {"dataset": "digits", "arch": TWO_HIDDEN, "steps": STEPS, "batch_size": BATCH, "init_scale": 0.8,
-              "self_predict_batches": 2, "circuit.target_high": 9.0, "circuit.g_apical": 1.0, "seed": 3,
+              "self_predict_batches": 2, "targets.high": 9.0, "circuit.g_apical": 1.0, "seed": 3,
               **CASES[name]}
     return TrainConfig().with_values(values).validate()
 
@@ -73,9 +73,9 @@ def capture(name: str) -> dict[str, torch.Tensor]:
     sizes = cfg.sizes(data.input_size, data.num_classes)
     out: dict[str, torch.Tensor] = {}
     circuit = build_circuit(sizes, cfg.circuit, torch.Generator().manual_seed(cfg.seed), cfg.init_scale)
-    y = target_counts(labels[:BATCH], sizes[-1], cfg.circuit.target_high, cfg.circuit.target_low)
+    y = cfg.targets.of(labels[:BATCH], sizes[-1])
     every = Plasticity(W=True, P=True, Q=True, B=True)
-    run = dict(batch=BATCH, steps=STEPS, neuron=cfg.neuron, params=cfg.circuit)
+    run = dict(batch=BATCH, ctx=Context(STEPS, cfg.neuron, cfg.circuit))
 
     def stream():
         return cfg.encoder_obj().stream(x[:BATCH], STEPS, torch.Generator().manual_seed(11))

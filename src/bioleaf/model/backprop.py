@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import torch
 
-from bioleaf.model.network import Forward, batch_outer_sum
+from bioleaf.model.network import Forward
+from bioleaf.model.weights import batch_outer_sum
 
 
 def stbp_gradients(weights: list[torch.Tensor], fwd: Forward, targets: torch.Tensor,

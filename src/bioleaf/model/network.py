@@ -13,22 +13,17 @@ microcircuit's teacher-free copy runs.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
 from bioleaf.model.encoding import SpikeStream
 from bioleaf.model.neurons import NeuronParams, SpikeFn, heaviside
 from bioleaf.model.circuit.pathways import bottom_up
-from bioleaf.model.circuit.phase import StepSignals, feedforward
-
-
-def batch_outer_sum(post: torch.Tensor, pre: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """``post.T @ pre``: the per-sample outer products ``[n_post, n_pre]`` summed over the batch rows,
-    by default in float64, so the sum does not depend on how the batch is split across processes."""
-    return post.to(dtype).T @ pre.to(dtype)
+from bioleaf.model.circuit.recording import Observer
+from bioleaf.model.circuit.spec import inference_copy
+from bioleaf.model.circuit.state import init_state
+from bioleaf.model.circuit.step import step_copy
 
 
 @dataclass
@@ -45,31 +40,24 @@ class Forward:
         return self.counts[-1]
 
 
-def uniform_init(n_out: int, n_in: int, scale: float, generator: torch.Generator) -> torch.Tensor:
-    """``U(-a, a)`` with ``a = scale * sqrt(3 / n_in)`` (std ``scale / sqrt(n_in)``): the initial weights
-    of every rule."""
-    a = scale * math.sqrt(3.0 / n_in)
-    return (torch.rand(n_out, n_in, generator=generator) * 2 - 1) * a
-
-
 def simulate(weights: list[torch.Tensor], spikes: SpikeStream, *, batch: int, steps: int,
              neuron: NeuronParams, g_basal: float = 1.0, spike_fn: SpikeFn = heaviside,
-             observe: Callable[[torch.Tensor, StepSignals], None] | None = None) -> Forward:
-    """Run ``steps`` time steps on the input spike stream (:func:`bioleaf.model.circuit.phase.feedforward`: the layer step
-    with every apical compartment decoupled; hidden somata receive ``g_basal`` times their basal potential,
-    output cells their basal potential); differentiable through ``weights`` when ``spike_fn`` has a
-    surrogate gradient (otherwise call it under ``torch.no_grad()``). ``observe(input_spikes, signals)``
-    is called after every step (e.g. :class:`bioleaf.model.circuit.presentation.Recorder`'s ``add``)."""
+             observer: Observer | None = None) -> Forward:
+    """Run ``steps`` time steps on the input spike stream (:func:`bioleaf.model.circuit.spec.inference_copy`: the
+    layer step with every apical compartment decoupled; hidden somata receive ``g_basal`` times their basal
+    potential, output cells their basal potential); differentiable through ``weights`` when ``spike_fn`` has a
+    surrogate gradient (otherwise call it under ``torch.no_grad()``). ``observer`` sees every step
+    (e.g. a :class:`bioleaf.model.circuit.recording.Recorder`)."""
     dev = weights[0].device
-    phase = feedforward(weights, neuron, g_basal, spike_fn=spike_fn)
-    state = phase.init(batch, dev)
+    spec = inference_copy(weights, neuron, g_basal, spike_fn)
+    state = init_state(spec, batch, dev)
     x_in = torch.zeros(batch, weights[0].shape[1], device=dev)
     sums = [torch.zeros_like(x_in)] + [torch.zeros(batch, w.shape[0], device=dev) for w in weights]
-    observe = observe or (lambda s_in, signals: None)
     for t in range(steps):
         s_in = spikes(t)
         x_in = neuron.lam * x_in + s_in
-        state, signals = phase.step(x_in, bottom_up(x_in, weights[0]), state)
+        state, signals = step_copy(spec, x_in, bottom_up(x_in, weights[0]), state, observer=observer)
         sums = [sums[0] + x_in] + [s + p.trace for s, p in zip(sums[1:], state.pyr)]
-        observe(s_in, signals)
+        if observer is not None:
+            observer.step(s_in, signals)
     return Forward([p.count for p in state.pyr], sums, state.pyr[-1].v)

@@ -11,7 +11,7 @@ layers) is the same integrate-and-fire soma, advanced one time step by :func:`if
     r(t) &= \max(r(t-1) - 1, 0) + n_{ref}\, s(t) \qquad \text{(refractory steps left)}
 
 A spike train is filtered into the presynaptic trace, which is both the PSP seen by the
-postsynaptic dendrite and the presynaptic STDP trace:
+postsynaptic dendrite and the presynaptic trace the plasticity rules read:
 
 .. math::  x(t) = \lambda\, x(t-1) + s(t), \qquad \lambda = e^{-dt/\tau_s}
 

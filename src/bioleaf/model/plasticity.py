@@ -9,11 +9,11 @@ are those pure functions. Their arguments are *exactly* the quantities the local
 the synapse's presynaptic activity, the postsynaptic cell's own spikes and compartment potentials,
 and global scalars, nothing else: no other weight matrix, no label, no stored history.
 
-Why sums rather than :math:`\sum_t e_i(t)\,x_j(t)`: in a ``T``-step window every trace ramps up
-from zero, so errors carried early in the window (when traces are still small) were under-weighted,
-which biased every update (outputs settled ~40 % below their target count; with random feedback
-hidden activity grew without bound). :math:`\tfrac1T (\sum_t e_i)(\sum_t x_j)` is the count-level
-product the ST-BP gradient :math:`\delta_i X_j` has.
+Why sums rather than :math:`\sum_t e_i(t)\,x_j(t)`: in a ``T``-step window every trace ramps up from
+zero, so a step-wise product weights an error by how far the presynaptic trace has risen when it arrives,
+and errors carried early in the window count less than late ones (docs/theory.md, section 3).
+:math:`\tfrac1T (\sum_t e_i)(\sum_t x_j)` is the count-level product the ST-BP gradient :math:`\delta_i X_j`
+has; its change does not depend on the timing of pre- and postsynaptic spikes within the window.
 
 Shapes: presynaptic ``[batch, n_pre]``, postsynaptic ``[batch, n_post]``, result ``[n_post, n_pre]``
 (summed over the batch; each batch row is an independent presentation).
@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import torch
 
-from bioleaf.model.network import batch_outer_sum
+from bioleaf.model.weights import batch_outer_sum
 
 GATES = ("fired", "headroom")
 
 
-def basal_error_stdp(pre_sum: torch.Tensor, apical_sum: torch.Tensor, active: torch.Tensor,
-                     steps: int) -> torch.Tensor:
-    r"""Bottom-up ``W`` (at the basal dendrite): error-gated plasticity.
+def basal_error_integrated(pre_sum: torch.Tensor, apical_sum: torch.Tensor, active: torch.Tensor,
+                           steps: int) -> torch.Tensor:
+    r"""Bottom-up ``W`` (at the basal dendrite): error-gated plasticity on presentation sums (no timing window).
 
     .. math::  \Delta W_{ij} = \tfrac1T\, g_i\, A_i\, X_j, \qquad
                A_i = \sum_t v^A_i(t) + \frac{v^A_i(T)}{1-\lambda}, \quad X_j = \sum_t x_j(t)
@@ -45,7 +45,7 @@ def basal_error_stdp(pre_sum: torch.Tensor, apical_sum: torch.Tensor, active: to
 
 
 def plasticity_gate(count: torch.Tensor, steps: int, kind: str) -> torch.Tensor:
-    r"""A hidden cell's gate :math:`g_i` of :func:`basal_error_stdp`, read from its own spike count.
+    r"""A hidden cell's gate :math:`g_i` of :func:`basal_error_integrated`, read from its own spike count.
 
     .. math::  g_i = [n_i > 0] \quad (\texttt{fired}), \qquad
                g_i = [n_i > 0]\,\big(1 - n_i / T\big) \quad (\texttt{headroom})
@@ -79,7 +79,7 @@ def apical_cancellation(interneuron_sum: torch.Tensor, apical_sum: torch.Tensor,
 
     .. math::  \Delta Q_{im} = -\tfrac1T\, A_i\, X^I_m \;=\; -\tfrac1T\,\partial_{Q_{im}} \tfrac12 A_i^2
 
-    (``A`` as in :func:`basal_error_stdp`, ``X^I`` the interneuron's trace summed the same way).
+    (``A`` as in :func:`basal_error_integrated`, ``X^I`` the interneuron's trace summed the same way).
     With no teacher the apical potential then settles at ~0: the self-predicting state, in exactly
     the quantity the bottom-up rule reads.
     """
@@ -96,7 +96,7 @@ def count_change_error(count: torch.Tensor, free_count: torch.Tensor, threshold:
     :math:`\vartheta(y_k - n^{free}_k)` at :math:`\beta = 1`. At a hidden cell whose soma the apical
     compartment nudges with :math:`g_k = g_A` the extra drive :math:`g_A A_k` moves the count by
     :math:`g_A A_k / \vartheta` while the cell fires (none while it stays silent: the gate is implicit),
-    so :math:`e_k \approx [n_k > 0]\, A_k`, the error :func:`basal_error_stdp` reads, in whole spikes.
+    so :math:`e_k \approx [n_k > 0]\, A_k`, the error :func:`basal_error_integrated` reads, in whole spikes.
     """
     return threshold * (count - free_count) / coupling
 
@@ -111,7 +111,7 @@ def feedback_kolen_pollack(partner_error: torch.Tensor, own_sum: torch.Tensor, s
     arrive at the synapse; :func:`count_change_error`, with the global coupling :math:`g_k`) and its
     postsynaptic cell's own trace sum :math:`X_i`. The reverse synapse :math:`W_{ki}` of the layer above
     reads the same two quantities (its presynaptic trace sum :math:`X_i` and its own cell's count change:
-    :func:`basal_error_stdp` with :math:`e_k`), so ``B_l`` and :math:`W_{l+1}^\top` receive identical
+    :func:`basal_error_integrated` with :math:`e_k`), so ``B_l`` and :math:`W_{l+1}^\top` receive identical
     increments and, with the same optimiser settings, take identical steps (Adam's moments are each
     synapse's own). Their difference then keeps its initial value while both grow and decays with the
     decay both share (``feedback_decay``): the angle between ``B_l`` and :math:`W_{l+1}^\top` shrinks

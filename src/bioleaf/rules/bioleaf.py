@@ -5,14 +5,15 @@ Schedule of one batch (SPEC: a free phase followed by a teacher phase on the sam
 1. **free phase** (only when ``P``/``Q`` or ``B`` are plastic): no teacher; the interneurons learn
    to predict their partners (``P``) and the apical inhibition learns to cancel the top-down input
    (``Q``). This keeps the circuit in the self-predicting state while ``W`` changes. Each cell keeps
-   its free-phase apical integral and spike count (:class:`bioleaf.model.circuit.microcircuit.FreePhaseMemory`).
+   its free-phase apical integral and spike count (:class:`bioleaf.model.circuit.presentation.FreePhaseMemory`).
 2. **teacher phase**, on the same input spikes: the teacher current nudges the output cells and the
-   bottom-up ``W`` learn by error-gated STDP on their apical error; learned feedback ``B`` takes the
+   bottom-up ``W`` learn from their apical error, gated by their own spiking, on presentation sums
+   (:func:`bioleaf.model.plasticity.basal_error_integrated`); learned feedback ``B`` takes the
    increments of its mirror ``W`` of the layer above, read from the change of its presynaptic cells'
    counts (Kolen-Pollack, :func:`bioleaf.model.plasticity.feedback_kolen_pollack`).
 
-The two phases run side by side in one time loop, as one batch of twice the rows
-(:func:`bioleaf.model.circuit.microcircuit.present_phases`).
+The two phases run side by side in one time loop on the same input spikes, as one batch of twice the rows
+(:func:`bioleaf.model.circuit.presentation.present_phases`).
 
 With ideal interneurons and symmetric feedback (the special circumstance) nothing lateral is
 plastic and only the teacher phase runs. Before the first teacher phase, the trainer presents
@@ -27,8 +28,8 @@ import math
 import torch
 
 from bioleaf.tools.equivalence import agreement, spiking_updates
-from bioleaf.model.losses import predict, spike_count_error, target_counts
-from bioleaf.model.circuit.microcircuit import Microcircuit, Plasticity, build_circuit, present, present_phases
+from bioleaf.model.losses import predict, spike_count_error
+from bioleaf.model.circuit import Microcircuit, Observer, Plasticity, build_circuit, present, present_phases
 from bioleaf.rules.base import BatchStats, Rule
 
 
@@ -56,6 +57,7 @@ class BioleafRule(Rule):
         self.has_free_phase = self.lateral.P or self.learning.B
         self.self_predict_left = torch.tensor(cfg.self_predict_batches if self.has_free_phase else 0)
         self.last_apical_residual: list[float] = []
+        self.observer: Observer | None = None  # sees every soma of every presentation (bioleaf.tools.locality)
 
     @property
     def weights(self):
@@ -88,17 +90,14 @@ class BioleafRule(Rule):
 
     def _present(self, images, labels, targets, generator, learn: Plasticity):
         """One presentation of this process's shard (no teacher when ``targets`` is ``None``)."""
-        c = self.cfg
         stream, _, n = self.local(images, labels, generator)
-        return present(self.circuit, stream, targets, batch=n, steps=c.steps, neuron=c.neuron, params=c.circuit,
-                       learn=learn)
+        return present(self.circuit, stream, targets, self.cfg.context, batch=n, learn=learn, observer=self.observer)
 
     def _present_phases(self, images, labels, targets, generator):
         """The free and the teacher phase of this process's shard, side by side (:func:`present_phases`)."""
-        c = self.cfg
         stream, _, n = self.local(images, labels, generator)
-        return present_phases(self.circuit, stream, targets, batch=n, steps=c.steps, neuron=c.neuron,
-                              params=c.circuit, lateral=self.lateral, learn=self.learning)
+        return present_phases(self.circuit, stream, targets, self.cfg.context, batch=n, lateral=self.lateral,
+                              learn=self.learning, observer=self.observer)
 
     def _apply(self, updates, batch):
         self.apply_changes(updates, 1.0 / batch)
@@ -129,7 +128,7 @@ class BioleafRule(Rule):
     def train_batch(self, images, labels, generator):
         c = self.cfg
         local_labels = labels if self.shard is None else labels[self.shard]
-        y = target_counts(local_labels, self.sizes[-1], c.circuit.target_high, c.circuit.target_low)
+        y = c.targets.of(local_labels, self.sizes[-1])
         if self.has_free_phase:
             free, teach = self._present_phases(images, labels, y, generator)
         else:

@@ -29,10 +29,10 @@ reference (:func:`bioleaf.model.network.simulate` with :func:`surrogate_spike`) 
 
 Autograd chains the layers through the products; the weight gradient of layer ``l``,
 :math:`\sum_{t,\text{rows}} \bar v'_t\, x_{l-1}(t)^{\top}`, is then one product over all ``T n``
-rows (:func:`bioleaf.model.network.batch_outer_sum`). ``grad_sums`` sets its precision: ``float32`` (the
+rows (:func:`bioleaf.model.weights.batch_outer_sum`). ``grad_sums`` sets its precision: ``float32`` (the
 default, the arithmetic of snnTorch) or ``float64``, whose sum does not depend on how the batch is
 split across processes, so data-parallel training takes the same float32 steps as one process
-(one thread, ``bioleaf bench``: 0.92-0.94x snnTorch's throughput against 1.19-1.24x for float32).
+(``bioleaf bench`` times both; docs/bench_notes.md).
 """
 
 from __future__ import annotations
@@ -42,8 +42,7 @@ import math
 import torch
 
 from bioleaf.model.losses import count_cross_entropy, predict
-from bioleaf.model.network import uniform_init
-from bioleaf.model.network import batch_outer_sum
+from bioleaf.model.weights import batch_outer_sum, uniform_init
 from bioleaf.model.neurons import NeuronParams, heaviside
 from bioleaf.rules.base import BatchStats, Rule
 

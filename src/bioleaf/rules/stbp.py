@@ -7,7 +7,8 @@ import torch
 
 from bioleaf.model.backprop import stbp_gradients
 from bioleaf.model.losses import predict, spike_count_error, target_counts
-from bioleaf.model.network import simulate, uniform_init
+from bioleaf.model.network import simulate
+from bioleaf.model.weights import uniform_init
 from bioleaf.rules.base import BatchStats, Rule
 
 
@@ -30,7 +31,7 @@ class StbpRule(Rule):
         c = self.cfg
         stream, labels, n = self.local(images, labels, generator)
         fwd = simulate(self.W, stream, batch=n, steps=c.steps, neuron=c.neuron)
-        y = target_counts(labels, self.sizes[-1], c.circuit.target_high, c.circuit.target_low)
+        y = c.targets.of(labels, self.sizes[-1])
         grads = stbp_gradients(self.W, fwd, y, c.neuron.threshold)
         self.apply_changes({f"W{l}": -g for l, g in enumerate(grads)}, 1.0 / images.shape[0])
         correct = int((predict(fwd.output, fwd.potentials) == labels).sum())

@@ -126,8 +126,8 @@ def bench_config(rule: str, arch: str, steps: int, batch: int, circuit: str = "i
     if len(parse_arch(arch)) == 2:  # a network without hidden layers has no apical coupling to set
         values.pop("circuit.g_apical_layers", None)
     cfg = cfg.with_values(values)
-    if cfg.circuit.target_high > steps:  # a target count above T spikes cannot be reached
-        cfg = cfg.with_values({"circuit.target_high": float(steps)})
+    if cfg.targets.high > steps:  # a target count above T spikes cannot be reached
+        cfg = cfg.with_values({"targets.high": float(steps)})
     return cfg.validate()
 
 

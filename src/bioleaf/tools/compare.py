@@ -26,7 +26,7 @@ from pathlib import Path
 from bioleaf.training.checkpoint import atomic_write_bytes
 from bioleaf.config import RULE_NAMES, TrainConfig
 from bioleaf.errors import DataError, UsageError
-from bioleaf.model.circuit.microcircuit import FEEDBACK_MODES
+from bioleaf.model.circuit import FEEDBACK_MODES
 
 COLUMNS = ["rule", "feedback", "idealisations", "seeds", "test_accuracy_mean", "test_accuracy_std", "best_epoch",
            "seconds_per_epoch", "samples_per_second", "peak_memory_mb"]

@@ -2,7 +2,7 @@ r"""How close BioLeaF's local updates come to the ST-BP gradient of the same err
 
 Both are computed from the **same input spikes** (the spike generator is replayed): ST-BP from a
 teacher-free run of the bottom-up network (:func:`bioleaf.model.backprop.stbp_gradients`), BioLeaF from
-one teacher presentation of the microcircuit (:func:`bioleaf.model.circuit.microcircuit.present`). Per layer we
+one teacher presentation of the microcircuit (:func:`bioleaf.model.circuit.presentation.present`). Per layer we
 report the cosine between BioLeaF's :math:`\Delta W_l` and :math:`-\partial E/\partial W_l`, and the
 relative scale :math:`\|\Delta W_l\| / \|\partial E/\partial W_l\|`.
 
@@ -26,8 +26,7 @@ from typing import NamedTuple
 import torch
 
 from bioleaf.config import TrainConfig
-from bioleaf.model.losses import target_counts
-from bioleaf.model.circuit.microcircuit import Microcircuit, Plasticity, build_circuit, present_phases
+from bioleaf.model.circuit import Microcircuit, Plasticity, build_circuit, present_phases
 from bioleaf.model.network import Forward, simulate
 from bioleaf.model.backprop import stbp_gradients
 
@@ -97,7 +96,7 @@ def spiking_updates(circuit: Microcircuit, images: torch.Tensor, labels: torch.T
     """BioLeaF's ``W`` updates as training computes them, ST-BP's gradients (teacher-free run of the
     bottom-up network) and the apical residuals of the circuit without and with the teacher, all on the
     same input spikes; nothing is applied to the circuit."""
-    y = target_counts(labels, circuit.W[-1].shape[0], cfg.circuit.target_high, cfg.circuit.target_low)
+    y = cfg.targets.of(labels, circuit.W[-1].shape[0])
     encoder, n, start = cfg.encoder_obj(), images.shape[0], generator.get_state()
 
     def stream():
@@ -106,8 +105,8 @@ def spiking_updates(circuit: Microcircuit, images: torch.Tensor, labels: torch.T
 
     fwd = simulate(circuit.W, stream(), batch=n, steps=cfg.steps, neuron=cfg.neuron)
     grads = stbp_gradients(circuit.W, fwd, y, cfg.neuron.threshold)
-    run = dict(batch=n, steps=cfg.steps, neuron=cfg.neuron, params=cfg.circuit)
-    free, res = present_phases(circuit, stream(), y, lateral=Plasticity(W=False), learn=Plasticity(W=True), **run)
+    free, res = present_phases(circuit, stream(), y, cfg.context, batch=n, lateral=Plasticity(W=False),
+                               learn=Plasticity(W=True))
     residuals = ApicalResiduals(free.apical_residual, res.apical_residual)
     return [res.updates[f"W{l}"] for l in range(len(circuit.W))], grads, residuals
 
@@ -122,7 +121,7 @@ def check_equivalence(cfg: TrainConfig, images: torch.Tensor, labels: torch.Tens
     lam, T = cfg.neuron.lam, cfg.steps
     kappa = (1 - lam ** T) / (1 - lam)
     x0 = images * cfg.max_rate * (1 - lam ** T) / (1 - lam) * T  # expected input trace sums (rate code)
-    y = target_counts(labels, sizes[-1], cfg.circuit.target_high, cfg.circuit.target_low)
+    y = cfg.targets.of(labels, sizes[-1])
     upd, grads = count_model_updates(circuit.W, x0, y, threshold=cfg.neuron.threshold, kappa=kappa,
                                      teacher_strength=ideal.teacher_strength, g_apical=1e-3)
     out["count_model"] = agreement(upd, grads)

@@ -24,64 +24,59 @@ from __future__ import annotations
 
 import copy
 import re
-import sys
 from dataclasses import dataclass, field
-from unittest import mock
 
 import torch
 
-from bioleaf.model.circuit import cells
 from bioleaf.config import TrainConfig
 from bioleaf.data import Dataset
 from bioleaf.errors import UsageError
-from bioleaf.model.neurons import heaviside, if_step
-from bioleaf.model.circuit.phase import Phase
+from bioleaf.model.circuit import Observer, Population
+from bioleaf.model.neurons import SpikeFn
 from bioleaf.training.trainer import Trainer
 
-_KIND = {"pyramidal_step": "pyr", "decoupled_pyramidal_step": "pyr", "output_step": "pyr",
-         "interneuron_step": "inter"}
 _SEQUENTIAL_PHASES = ("free", "teacher", "reversed")  # phases of the one circuit, run one after another
 
 
-def _population(frame) -> str:
-    """``copy:kind{layer}`` of the soma whose step called :func:`if_step` (read off the call stack:
-    the cell function, then the :class:`~bioleaf.model.circuit.phase.Phase` layer step that called it)."""
-    kind = _KIND[frame.f_code.co_name]
-    while frame is not None:
-        phase = frame.f_locals.get("self")
-        if isinstance(phase, Phase):
-            layer = frame.f_locals.get("l", len(phase.W) - 1)
-            copy_name = "circuit" if phase.name in _SEQUENTIAL_PHASES else phase.name
-            return f"{copy_name}:{kind}{layer}"
-        frame = frame.f_back
-    raise RuntimeError("check-locality: a soma stepped outside a phase")
+def population_label(population: Population) -> str:
+    """``copy:kind{layer}`` of a soma: ``circuit`` for the circuit's own phases, else the copy's name (``shadow``)."""
+    copy_name = "circuit" if population.copy in _SEQUENTIAL_PHASES else population.copy
+    return f"{copy_name}:{population.kind}{population.layer}"
 
 
-class _Tap:
-    """Stands in for :func:`bioleaf.model.neurons.if_step` inside :mod:`bioleaf.model.circuit.cells`: records every soma's
-    current and spikes, and, given ``fixed`` spikes of an earlier run, hands each soma its recorded spikes."""
+class HeldSpikes:
+    """A spike function that ignores the potential and returns the spikes it holds."""
+
+    def __init__(self, spikes: torch.Tensor):
+        self.spikes = spikes
+
+    def __call__(self, v: torch.Tensor, threshold: float) -> torch.Tensor:
+        return self.spikes
+
+
+class Tap(Observer):
+    """Records every soma's current and spikes in the order they fire and, given the ``fixed`` spikes of an
+    earlier run, hands each soma its recorded spikes (the circuit's recording interface,
+    :mod:`bioleaf.model.circuit.recording`)."""
 
     def __init__(self, fixed: list[torch.Tensor] | None = None):
         self.fixed, self.labels, self.currents, self.spikes = fixed, [], [], []
 
-    def __call__(self, current, state, p, spike_fn=heaviside):
-        self.labels.append(_population(sys._getframe(1)))
-        if self.fixed is not None:
-            held = self.fixed[len(self.currents)]
-            spike_fn = lambda v, threshold: held  # noqa: E731
-        s, state = if_step(current, state, p, spike_fn)
+    def spike_fn(self, population: Population, default: SpikeFn) -> SpikeFn:
+        return default if self.fixed is None else HeldSpikes(self.fixed[len(self.currents)])
+
+    def soma(self, population: Population, current: torch.Tensor, spikes: torch.Tensor) -> None:
+        self.labels.append(population_label(population))
         self.currents.append(current.clone())
-        self.spikes.append(s)
-        return s, state
+        self.spikes.append(spikes)
 
 
-def _step(rule, images, labels, seed: int, fixed=None) -> tuple[_Tap, dict[str, torch.Tensor]]:
-    """One training step of a copy of ``rule``; the tap and every synapse's change."""
+def _step(rule, images, labels, seed: int, fixed=None) -> tuple[Tap, dict[str, torch.Tensor]]:
+    """One training step of a copy of ``rule``, every soma tapped; the tap and every synapse's change."""
     rule = copy.deepcopy(rule)
     before = {k: t.detach().clone() for k, t in rule.synapses().items()}
-    tap = _Tap(fixed)
-    with mock.patch.object(cells, "if_step", tap):
-        rule.train_batch(images, labels, torch.Generator().manual_seed(seed))
+    rule.observer = tap = Tap(fixed)
+    rule.train_batch(images, labels, torch.Generator().manual_seed(seed))
     return tap, {k: t.detach() - before[k] for k, t in rule.synapses().items()}
 
 
@@ -196,7 +191,7 @@ def check_locality(cfg: TrainConfig, data: Dataset, samples: int = 32) -> Locali
     return report
 
 
-def _held_spikes(record: _Tap, generator: torch.Generator) -> tuple[list[torch.Tensor], list[str]]:
+def _held_spikes(record: Tap, generator: torch.Generator) -> tuple[list[torch.Tensor], list[str]]:
     """The spike trains the replays hold fixed: each population's recorded ones, or, for a population that
     never fired (whose downstream synapses would otherwise see no activity), random spikes at rate 0.2."""
     fired: dict[str, bool] = {}

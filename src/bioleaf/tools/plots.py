@@ -25,8 +25,7 @@ from bioleaf.training import checkpoint as ckpt  # noqa: E402
 from bioleaf.config import TrainConfig  # noqa: E402
 from bioleaf.data import load_dataset  # noqa: E402
 from bioleaf.errors import DataError  # noqa: E402
-from bioleaf.model.losses import target_counts  # noqa: E402
-from bioleaf.model.circuit.microcircuit import Plasticity, present  # noqa: E402
+from bioleaf.model.circuit import Plasticity, present  # noqa: E402
 from bioleaf.rules import make_rule  # noqa: E402
 
 
@@ -113,12 +112,11 @@ def _activity(cfg: TrainConfig, sizes: list[int], tensors: dict, run_dir: Path, 
     if not 0 <= sample < len(data.test_x):
         raise DataError(f"--sample: expected 0..{len(data.test_x) - 1}, got {sample}")
     x, label = data.test_x[sample:sample + 1], data.test_y[sample:sample + 1]
-    y = target_counts(label, sizes[-1], cfg.circuit.target_high, cfg.circuit.target_low)
+    y = cfg.targets.of(label, sizes[-1])
     runs = {}
     for name, targets in (("free", None), ("teacher", y)):
         gen = torch.Generator().manual_seed(cfg.seed + 3)
-        runs[name] = present(rule.circuit, rule.encoder.stream(x, cfg.steps, gen), targets, batch=1,
-                             steps=cfg.steps, neuron=cfg.neuron, params=cfg.circuit,
+        runs[name] = present(rule.circuit, rule.encoder.stream(x, cfg.steps, gen), targets, cfg.context, batch=1,
                              learn=Plasticity(W=False), record=True).record
     rec = {k: v[:, 0] for k, v in runs["teacher"].items()}
     hidden = len(sizes) - 2

@@ -1,162 +1,49 @@
-r"""What a presentation keeps while it runs, and what it returns.
+r"""One presentation of a batch: the copies of the circuit it runs, its time loop, and the mapping from the
+running sums to the plasticity rules at the end.
 
-Every copy of the circuit (:class:`Copy`) keeps *running sums* of the quantities its synapses can see,
-updated online, so learning memory does not depend on ``T`` (:class:`CircuitSums`):
-
-.. math::
-
-    X_l = \sum_t x_{l-1}(t), \qquad A_l = \sum_t v^A_l(t) + \frac{v^A_l(T)}{1-\lambda}, \qquad
-    X^I_l = \sum_t x^I_l(t-1) + \frac{x^I_l(T)}{1-\lambda}, \qquad a^I_l = \sum_t I^I_l(t)
-
-(at output cells :math:`A` sums the teacher current :math:`c`). The last terms complete the PSPs still
-in flight at the end (a trace decays geometrically), so every spike counts with its whole PSP area.
-Two-sided nudging also keeps, per cell of the layer above, the difference of the two teacher phases'
-top-down traces (:class:`PhaseDifference`).
+A presentation runs ``T`` steps on one batch (:func:`run_presentation`): each step the input trace and the
+first layer's basal input are computed once, then every copy steps (:func:`bioleaf.model.circuit.step.step_copy`)
+and adds to its running sums (:mod:`bioleaf.model.circuit.sums`); nothing of size ``T`` is stored. At the end
+:func:`plastic_updates` applies the rules of :mod:`bioleaf.model.plasticity` to the sums. The copies
+(:func:`circuit_copies`): the circuit itself (its free or teacher phase, or both side by side as stacked copies
+of the batch, :func:`present_phases`); with the free error reference a teacher-free copy it replays part of;
+with two-sided nudging a second teacher phase with the top hidden layer's coupling reversed. docs/theory.md
+explains each.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 
-from bioleaf.model.circuit.pathways import per_copy
-from bioleaf.model.circuit.phase import Phase, PhaseState, Replay, StepSignals, copy_rows
-
-
-def accumulated(total: torch.Tensor | None, value: torch.Tensor) -> torch.Tensor:
-    """``total + value`` in place, ``total`` starting from zeros in ``value``'s rows (one copy's, where every
-    stacked copy shares the population)."""
-    if total is None:
-        total = torch.zeros_like(value)
-    return total.add_(value)
-
-
-class CircuitSums:
-    """The running sums of the teacher or free phase (formulas above), per layer ``[rows, n]`` in the rows of
-    the population each sums over; only those a rule of the presentation reads: the basal inputs' trace sums
-    ``X`` of the lowest ``traces`` layers (the others' come from the teacher-free copy), with ``inter_traces``
-    every hidden layer's interneuron trace sums ``XI`` (``Q``'s rule), with ``live`` (the hidden layers whose
-    interneurons are simulated; not ``None``) the interneurons' integrated currents ``a_inter`` (``P``'s; zero,
-    in ``batch`` rows, where they are not simulated)."""
-
-    def __init__(self, sizes: list[int], batch: int, device: torch.device, teacher: bool, *, traces: int,
-                 inter_traces: bool, live: list[int] | None):
-        hidden = range(len(sizes) - 2)
-        self.X: list[torch.Tensor | None] = [None] * traces  # presynaptic trace sums of the layers' basal input
-        self.A: list[torch.Tensor | None] = [None] * (len(sizes) - 2) + [  # integrated apical input / teacher current
-            None if teacher else torch.zeros(batch, sizes[-1], device=device)]
-        self.XI: list[torch.Tensor | None] = [None] * len(hidden) if inter_traces else []  # what the apical saw
-        self.a_inter: list[torch.Tensor | None] = ([None if l in live else torch.zeros(batch, sizes[l + 2], device=device)
-                                                    for l in hidden] if live is not None else [])
-        self._hidden, self._live, self._teacher = hidden, live or [], teacher
-
-    def add(self, prev: PhaseState, sig: StepSignals, state: PhaseState) -> None:
-        for l, pre in enumerate(sig.inputs[:len(self.X)]):
-            self.X[l] = accumulated(self.X[l], pre)
-        for l in self._hidden:
-            self.A[l] = accumulated(self.A[l], sig.apical[l])
-        for l in range(len(self.XI)):
-            self.XI[l] = accumulated(self.XI[l], prev.inter[l].trace)
-        for l in self._live:
-            self.a_inter[l] = accumulated(self.a_inter[l], sig.inter_current[l])
-        if self._teacher:
-            self.A[-1] = accumulated(self.A[-1], sig.teacher_current)
-
-    def rows(self, rows: slice) -> "CircuitSums":
-        """The same sums restricted to the batch ``rows`` of one stacked copy (views)."""
-        view = copy.copy(self)
-        view.X, view.A, view.XI, view.a_inter = ([None if t is None else copy_rows(t, rows) for t in ts]
-                                                 for ts in (self.X, self.A, self.XI, self.a_inter))
-        return view
-
-    def complete(self, state: PhaseState, phase: Phase, tail: float) -> None:
-        """Add the integral of the PSPs still in flight at the end (``tail = 1 / (1 - lambda)``)."""
-        for l in self._hidden:
-            self.A[l] += tail * phase.apical(l, state.pyr[phase.feedback_from[l]].trace, state.inter[l].trace)
-        for xi, inter in zip(self.XI, state.inter):
-            xi += tail * inter.trace
-
-
-class TraceSums:
-    """The teacher-free copy's presynaptic trace sums above the input (the input's is shared)."""
-
-    def __init__(self, sizes: list[int]):
-        self.X: list[torch.Tensor | None] = [None] * (len(sizes) - 2)
-
-    def add(self, prev: PhaseState, sig: StepSignals, state: PhaseState) -> None:
-        for l, pre in enumerate(sig.inputs[1:len(self.X) + 1]):
-            self.X[l] = accumulated(self.X[l], pre)
-
-    def rows(self, rows: slice) -> "TraceSums":
-        view = copy.copy(self)
-        view.X = [copy_rows(x, rows) for x in self.X]
-        return view
+from bioleaf.model import plasticity
+from bioleaf.model.circuit.cells import Teacher
+from bioleaf.model.circuit.layout import copy_rows
+from bioleaf.model.circuit.params import Context
+from bioleaf.model.circuit.pathways import bottom_up
+from bioleaf.model.circuit.recording import Observer, Recorder
+from bioleaf.model.circuit.spec import LIVE, CopySpec, circuit_copy, reversed_copy, teacher_free_copy
+from bioleaf.model.circuit.state import CopyState, Replay, StepSignals, init_state
+from bioleaf.model.circuit.step import step_copy
+from bioleaf.model.circuit.sums import CircuitSums, PhaseDifference, TraceSums
+from bioleaf.model.circuit.synapses import Microcircuit
+from bioleaf.model.encoding import SpikeStream
 
 
 @dataclass
-class Copy:
-    """One copy of the circuit: its phase, its state, its running sums and its last step's signals."""
+class Plasticity:
+    """Which synapse types learn during a presentation."""
 
-    phase: Phase
-    state: PhaseState
-    sums: CircuitSums | TraceSums | None = None
-    signals: StepSignals | None = None
+    W: bool = True
+    P: bool = False
+    Q: bool = False
+    B: bool = False
 
-    def advance(self, pre: torch.Tensor | None, basal: torch.Tensor, replay: Replay | None = None) -> None:
-        prev = self.state
-        self.state, self.signals = self.phase.step(pre, basal, prev, replay)
-        if self.sums is not None:
-            self.sums.add(prev, self.signals, self.state)
-
-    def rows(self, rows: slice) -> "Copy":
-        """This copy's state and sums at the end, restricted to batch ``rows``."""
-        return Copy(self.phase, self.state.rows(rows), None if self.sums is None else self.sums.rows(rows))
-
-    def replay(self) -> Replay:
-        """This copy's last step, for a copy that replays part of it."""
-        return Replay(self.state, self.signals)
-
-
-class PhaseDifference:
-    r"""Two-sided nudging: per hidden layer ``l`` in ``layers``, :math:`D_l = \sum_t [(x^+_{l+1} - x^{I+}_l) -
-    (x^-_{l+1} - x^{I-}_l)](t-1)` plus the PSPs in flight at the end; the error it gives is
-    :math:`\tfrac12 B_l D_l` (interneurons below the second phase's lowest layer are shared)."""
-
-    def __init__(self, layers: range, sizes: list[int], batch: int, device: torch.device):
-        self.D = {l: torch.zeros(batch, sizes[l + 2], device=device) for l in layers}
-
-    def add(self, plus: PhaseState, minus: PhaseState, scale: float | None = None) -> None:
-        for l, d in self.D.items():
-            inter_minus = plus.inter[l] if minus.inter[l] is None else minus.inter[l]
-            diff = (per_copy(torch.sub, plus.pyr[l + 1].trace, plus.inter[l].trace)
-                    - per_copy(torch.sub, minus.pyr[l + 1].trace, inter_minus.trace))
-            d += diff if scale is None else scale * diff
-
-    def errors(self, B: list[torch.Tensor]) -> dict[int, torch.Tensor]:
-        return {l: 0.5 * (d @ B[l].T) for l, d in self.D.items()}
-
-
-class Recorder:
-    """Every step's input spikes, spikes, interneuron spikes and apical potentials, stacked over time into
-    ``[T, batch, n]`` by :meth:`stacked` (for plots and inspection only: memory grows with ``T``)."""
-
-    def __init__(self) -> None:
-        self.record: dict[str, list[torch.Tensor]] = {"input": []}
-
-    def add(self, s_in: torch.Tensor, sig: StepSignals) -> None:
-        self.record["input"].append(s_in.clone())
-        for l, s in enumerate(sig.spikes):
-            self.record.setdefault(f"pyr{l}", []).append(s.clone())
-        for l, (s, apical) in enumerate(zip(sig.inter_spikes, sig.apical)):
-            if s is not None:
-                self.record.setdefault(f"inter{l}", []).append(s.clone())
-            if apical is not None:
-                self.record.setdefault(f"apical{l}", []).append(apical.clone())
-
-    def stacked(self) -> dict[str, torch.Tensor]:
-        return {key: torch.stack(steps) for key, steps in self.record.items()}
+    def __or__(self, other: "Plasticity") -> "Plasticity":
+        """The synapses plastic in either."""
+        return Plasticity(self.W or other.W, self.P or other.P, self.Q or other.Q, self.B or other.B)
 
 
 @dataclass
@@ -177,3 +64,237 @@ class Presentation:
     apical_sums: list[torch.Tensor] = field(default_factory=list)
     record: dict[str, torch.Tensor] | None = None  # [T, batch, n] per population (``record=True``)
     free_output: tuple[torch.Tensor, torch.Tensor] | None = None  # free copy's output counts, potentials
+
+
+class FreePhaseMemory(NamedTuple):
+    """What each cell keeps from the free phase on the same input spikes, for the teacher phase that
+    follows: hidden cells their integrated apical potential ``A_free`` (``None``: the bottom-up rule reads
+    ``A`` itself), every layer's cells their spike count ``n_free`` (learned feedback reads its change)."""
+
+    apical: list[torch.Tensor] | None
+    counts: list[torch.Tensor]
+
+    @classmethod
+    def of(cls, free: Presentation, contrastive: bool) -> "FreePhaseMemory":
+        return cls(free.apical_sums if contrastive else None, free.hidden_counts + [free.counts])
+
+
+@dataclass
+class Copy:
+    """One copy of the circuit: its spec, its state, its running sums and its last step's signals."""
+
+    spec: CopySpec
+    state: CopyState
+    sums: CircuitSums | TraceSums | None = None
+    signals: StepSignals | None = None
+
+    def advance(self, pre: torch.Tensor | None, basal: torch.Tensor, replay: Replay | None,
+                observer: Observer | None) -> None:
+        """One step (:func:`step_copy`), added to the running sums."""
+        prev = self.state
+        self.state, self.signals = step_copy(self.spec, pre, basal, prev, replay, observer)
+        if self.sums is not None:
+            self.sums.add(prev, self.signals)
+
+    def rows(self, rows: slice) -> "Copy":
+        """This copy's state and sums at the end, restricted to batch ``rows``."""
+        return Copy(self.spec, self.state.rows(rows), None if self.sums is None else self.sums.rows(rows))
+
+    def replay(self) -> Replay:
+        """This copy's last step, for a copy that replays part of it."""
+        return Replay(self.state, self.signals)
+
+
+@dataclass
+class Copies:
+    """The copies one presentation runs: the circuit (``main``), the teacher-free copy (``shadow``, free error
+    reference) and two-sided nudging's reversed teacher phase (``minus``, from layer ``first`` up) with the
+    difference of the two teacher phases."""
+
+    main: Copy
+    shadow: Copy | None = None
+    minus: Copy | None = None
+    first: int = 0
+    difference: PhaseDifference | None = None
+
+    def rows(self, rows: slice) -> "Copies":
+        """Every copy at the end of the presentation, restricted to batch ``rows``."""
+        return Copies(self.main.rows(rows), *(None if c is None else c.rows(rows) for c in (self.shadow, self.minus)))
+
+
+def circuit_copies(circuit: Microcircuit, ctx: Context, teacher: Teacher | None, batch: int, learn: Plasticity,
+                   copies: int = 1) -> Copies:
+    """The copies :func:`present` runs for this configuration, at rest, each with the running sums the rules of
+    the synapses in ``learn`` read; ``batch`` rows holding ``copies`` stacked copies of the input batch that
+    differ only in the teacher's strength."""
+    L, sizes, dev = len(circuit.W), circuit.sizes, circuit.W[0].device
+    free = ctx.params.error_reference == "free" and teacher is not None
+    spec = circuit_copy(circuit, ctx, teacher, free_reference=free, copies=copies)
+    live = [l for l, layer in enumerate(spec.layers) if layer.interneurons == LIVE]
+    sums = CircuitSums(sizes, batch, dev, teacher is not None, traces=1 if free and not learn.P else L,
+                       inter_traces=learn.Q, live=live if learn.P else None)
+    run = Copies(Copy(spec, init_state(spec, batch, dev), sums))
+    if free:
+        shadow = teacher_free_copy(circuit, ctx, copies)
+        run.shadow = Copy(shadow, init_state(shadow, batch, dev), TraceSums(sizes))
+    first = ctx.params.second_phase_start(L) if teacher is not None else None
+    if first is not None:
+        minus = reversed_copy(circuit, ctx, teacher, first, copies)
+        run.minus, run.first = Copy(minus, init_state(minus, batch, dev)), first
+        run.difference = PhaseDifference(range(max(first - 1, 0), L - 2), sizes, batch, dev)
+    return run
+
+
+@torch.no_grad()
+def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | None, ctx: Context, *, batch: int,
+            learn: Plasticity = Plasticity(W=False), record: bool = False,
+            observer: Observer | None = None) -> Presentation:
+    """Run one presentation of ``ctx.steps`` time steps.
+
+    ``targets`` are target spike counts ``[batch, n_out]`` (``None``: no teacher). The updates in the result are
+    the rules of :mod:`bioleaf.model.plasticity` applied to the running sums each synapse keeps during the
+    presentation, summed over samples (memory independent of ``T``). ``record=True`` also keeps every step's
+    spikes and apical potentials, ``[T, batch, n]`` (a :class:`Recorder`, for plots only); ``observer`` sees every
+    soma of every copy (:mod:`bioleaf.model.circuit.recording`). Rules that read the free phase (a contrastive
+    baseline, learned feedback) need :func:`present_phases`.
+    """
+    params = ctx.params
+    if params.feedback == "learned" and circuit.B and targets is not None and (learn.W or learn.B):
+        raise ValueError("learned feedback reads the free phase's counts: present the two phases with present_phases")
+    teacher = None if targets is None else Teacher.of(targets * (ctx.neuron.threshold / ctx.steps),
+                                                      params.teacher_strength)
+    run = circuit_copies(circuit, ctx, teacher, batch, learn)
+    recorder = Recorder() if record else None
+    errors = run_presentation(run, circuit, spikes, ctx, recorder or observer)
+    updates = plastic_updates(circuit, run, errors, learn, teacher is not None, None, ctx)
+    return presentation_of(run, updates, ctx.steps, recorder)
+
+
+@torch.no_grad()
+def present_phases(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor, ctx: Context, *, batch: int,
+                   lateral: Plasticity, learn: Plasticity,
+                   observer: Observer | None = None) -> tuple[Presentation, Presentation]:
+    """The free phase and the teacher phase on the same input spikes, simulated side by side as one batch of
+    ``2 * batch`` rows: the first ``batch`` rows are the free phase (teacher strength 0: no teacher current,
+    the output cells driven by their basal input alone), the others the teacher phase. The two halves share
+    the circuit, the input spikes and the first layer's basal input (one product), and every other product
+    runs once on both. The free half learns ``lateral`` (interneurons), the teacher half ``learn`` against
+    what each cell kept from the free half (:class:`FreePhaseMemory`: its apical integral, with
+    ``contrastive``, and its count). With the free error reference both halves replay the teacher-free
+    copy's top interneurons."""
+    params = ctx.params
+    rates = targets * (ctx.neuron.threshold / ctx.steps)
+    strength = torch.full((2 * batch, 1), params.teacher_strength, device=rates.device)
+    strength[:batch] = 0.0
+    run = circuit_copies(circuit, ctx, Teacher.of(torch.cat([rates, rates]), strength), 2 * batch, lateral | learn,
+                         copies=2)
+    errors = run_presentation(run, circuit, spikes, ctx, observer)
+    free_rows, teacher_rows = slice(0, batch), slice(batch, 2 * batch)
+    free_run, teach_run = run.rows(free_rows), run.rows(teacher_rows)
+    free_updates = plastic_updates(circuit, free_run, [copy_rows(e, free_rows) for e in errors], lateral, False,
+                                   None, ctx)
+    free = presentation_of(free_run, free_updates, ctx.steps)
+    memory = FreePhaseMemory.of(free, params.contrastive and params.interneurons == "learned")
+    updates = plastic_updates(circuit, teach_run, [copy_rows(e, teacher_rows) for e in errors], learn, True, memory,
+                              ctx)
+    return free, presentation_of(teach_run, updates, ctx.steps)
+
+
+def run_presentation(run: Copies, circuit: Microcircuit, spikes: SpikeStream, ctx: Context,
+                     observer: Observer | None = None) -> list[torch.Tensor]:
+    """The time loop: the input trace and the first layer's basal input once per step (shared by every copy, in one
+    copy's rows of stacked copies), then every copy steps (:func:`step_copies`); at the end the PSPs still in
+    flight complete their integrals. Returns the error each layer's bottom-up rule reads (two-sided nudging:
+    below the top hidden layer, half the difference of the two teacher phases)."""
+    x_in = None
+    for t in range(ctx.steps):
+        s_in = spikes(t)
+        x_in = s_in.clone() if x_in is None else ctx.neuron.lam * x_in + s_in
+        step_copies(run, x_in, bottom_up(x_in, circuit.W[0]), observer)
+        if observer is not None:
+            observer.step(s_in, run.main.signals)
+    run.main.sums.complete(run.main.state, run.main.spec, ctx.tail)
+    errors = list(run.main.sums.A)
+    if run.difference is not None:
+        run.difference.add(run.main.state, run.minus.state, ctx.tail)
+        two_sided = run.difference.errors(circuit.B)
+        errors = [two_sided.get(l, e) for l, e in enumerate(errors)]
+    return errors
+
+
+def step_copies(run: Copies, x_in: torch.Tensor, basal: torch.Tensor, observer: Observer | None) -> None:
+    """Every copy one step, in order: the difference of the two teacher phases (read before either steps), the
+    teacher-free copy, the circuit (replaying the teacher-free copy's step), the reversed teacher phase (from the
+    circuit's basal input at its lowest layer)."""
+    if run.difference is not None:
+        run.difference.add(run.main.state, run.minus.state)
+    replay = None
+    if run.shadow is not None:
+        run.shadow.advance(x_in, basal, None, observer)
+        replay = run.shadow.replay()
+    run.main.advance(x_in, basal, replay, observer)
+    if run.minus is not None:
+        run.minus.advance(None, run.main.signals.basal[run.first], replay, observer)
+
+
+def presentation_of(run: Copies, updates: dict[str, torch.Tensor], steps: int,
+                    recorder: Recorder | None = None) -> Presentation:
+    """What a presentation returns, read off its copies at the end."""
+    main, sums, shadow = run.main.state, run.main.sums, run.shadow
+    threshold = run.main.spec.neuron.threshold
+    return Presentation(
+        counts=main.pyr[-1].count, potentials=main.pyr[-1].v, updates=updates,
+        basal_counts=torch.relu((shadow or run.main).state.basal_integral) / threshold,
+        apical_residual=[float(sums.A[l].abs().mean()) / steps for l in range(len(sums.A) - 1)],
+        hidden_counts=[p.count for p in main.pyr[:-1]], apical_sums=sums.A[:-1],
+        record=recorder.stacked() if recorder is not None else None,
+        free_output=(shadow.state.pyr[-1].count, shadow.state.pyr[-1].v) if shadow is not None else None)
+
+
+def plastic_updates(circuit: Microcircuit, run: Copies, errors: list[torch.Tensor], learn: Plasticity,
+                    taught: bool, free_phase: FreePhaseMemory | None, ctx: Context) -> dict[str, torch.Tensor]:
+    """The rules of :mod:`bioleaf.model.plasticity` applied to the running sums at the end of a presentation.
+
+    The bottom-up rule of hidden cells reads its error (``A``, or ``A - A_free`` against a free-phase
+    baseline), its gate (:func:`plasticity.plasticity_gate` of its count, ``params.gate``) and presynaptic
+    sums; with the free error reference the gate and the sums are the teacher-free copy's (each synapse keeps
+    its free-phase presynaptic sum, each cell its free count). With learned feedback and the free phase's
+    memory, every layer that has a mirror ``B`` below it reads instead the change of its own count from the
+    free phase (:func:`plasticity.count_change_error`), the same quantity its mirror ``B`` reads
+    (:func:`plasticity.feedback_kolen_pollack`)."""
+    L, sums, steps = len(circuit.W), run.main.sums, ctx.steps
+    pre_sums, gates = sums.X, run.main.state.pyr
+    if run.shadow is not None:
+        pre_sums, gates = sums.X[:1] + run.shadow.sums.X, run.shadow.state.pyr
+    mirrored = ctx.params.feedback == "learned" and free_phase is not None
+    changes = count_changes(run, free_phase) if mirrored and taught else {}
+    baseline = None if free_phase is None else free_phase.apical
+    updates: dict[str, torch.Tensor] = {}
+    for l in range(L):
+        if learn.W and (l < L - 1 or taught):
+            if l in changes:  # the count change is gated by the cell's own spiking already
+                err, active = changes[l], torch.ones_like(changes[l])
+            else:
+                err = errors[l] if baseline is None or l == L - 1 else sums.A[l] - baseline[l]
+                active = (plasticity.plasticity_gate(gates[l].count, steps, ctx.params.gate) if l < L - 1
+                          else torch.ones_like(err))
+            updates[f"W{l}"] = plasticity.basal_error_integrated(pre_sums[l], err, active, steps)
+    threshold = run.main.spec.neuron.threshold
+    for l in range(L - 1):
+        if learn.P:
+            updates[f"P{l}"] = plasticity.interneuron_prediction(
+                sums.X[l + 1], run.main.state.pyr[l + 1].count, torch.relu(sums.a_inter[l]) / threshold, steps)
+        if learn.Q:
+            updates[f"Q{l}"] = plasticity.apical_cancellation(sums.XI[l], sums.A[l], steps)
+        if learn.B and l + 1 in changes:
+            updates[f"B{l}"] = plasticity.feedback_kolen_pollack(changes[l + 1], pre_sums[l + 1], steps)
+    return updates
+
+
+def count_changes(run: Copies, free_phase: FreePhaseMemory) -> dict[int, torch.Tensor]:
+    """Per layer above the lowest hidden one: the error its cells read from their own counts in the teacher
+    phase and the free phase (:func:`plasticity.count_change_error`; coupling 1 at the output cells)."""
+    spec, pyr = run.main.spec, run.main.state.pyr
+    couplings = spec.couplings + [1.0]
+    return {l: plasticity.count_change_error(pyr[l].count, free_phase.counts[l], spec.neuron.threshold, couplings[l])
+            for l in range(1, len(pyr))}

@@ -1,0 +1,132 @@
+"""The microcircuit's parameters, its modes and the idealisations that break the locality contract on purpose.
+
+Everything here is plain data, validated once: the configuration (:mod:`bioleaf.config`) imports it from
+below, and every function of the circuit reads it from a :class:`Context` handed down as one object.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from bioleaf.errors import UsageError
+from bioleaf.model import plasticity
+from bioleaf.model.neurons import NeuronParams
+from bioleaf.parsing import number_list
+
+FEEDBACK_MODES = ("symmetric", "random", "learned", "direct")
+INTERNEURON_MODES = ("learned", "ideal")
+ERROR_REFERENCES = ("nudged", "free")
+NUDGES = ("one-sided", "two-sided")
+IDEALISATIONS = ("copied-feedback", "copied-interneurons", "teacher-free-copy")
+"""The switches that break the locality contract on purpose, to build the special circumstance in which
+BioLeaF equals ST-BP: feedback ``B`` copied from ``W_{l+1}^T`` (``--feedback symmetric``), interneuron
+synapses copied from the layer above (``--interneurons ideal``: ``P = W_{l+1}``, ``Q = -B``) and a
+teacher-free shadow copy of the network run beside the teacher phase (``--error-reference free``)."""
+
+
+def _valid_multiplier(m: float) -> bool:
+    return 0 <= m <= 10
+
+
+@dataclass(frozen=True)
+class CircuitParams:
+    """Microcircuit parameters (the defaults are the ones the docs and tests use)."""
+
+    g_basal: float = 1.0  # basal -> soma coupling (also the interneuron's somatic gain)
+    g_apical: float = 0.5  # apical -> soma coupling of hidden pyramidal cells
+    g_apical_layers: str = ""  # multipliers of g_apical per hidden layer, bottom first; unlisted layers: 1 ("0")
+    teacher_strength: float = 1.0  # beta in [0, 1]: 1 clamps output counts to their targets
+    feedback: str = "symmetric"
+    interneurons: str = "learned"
+    contrastive: bool = True  # learned interneurons: W reads A_teacher - A_free (free-phase apical baseline)
+    center_feedback: bool = True  # random/learned/direct B: remove each row's mean over the cells above
+    error_reference: str = "nudged"  # free: errors against a teacher-free copy run alongside (ideal interneurons)
+    nudge: str = "one-sided"  # two-sided: a second teacher phase with the top hidden coupling reversed (free)
+    gate: str = "fired"  # hidden cells' bottom-up plasticity gate: fired [n > 0], headroom [n > 0] (1 - n / T)
+
+    def validate(self) -> "CircuitParams":
+        """Raise :class:`UsageError` for values that cannot give a working circuit."""
+        self._validate_modes()
+        if not 0 < self.teacher_strength <= 1:
+            raise UsageError(f"--teacher-strength: expected a value in (0, 1] (1 clamps outputs to their targets; "
+                             f"more makes counts overshoot and explode), got {self.teacher_strength}")
+        if not (self.g_basal > 0 and math.isfinite(self.g_basal)):
+            raise UsageError(f"--g-basal: expected a finite value > 0, got {self.g_basal}")
+        if not (0 <= self.g_apical <= 10):
+            raise UsageError(f"--g-apical: expected a value in [0, 10], got {self.g_apical}")
+        self.layer_multipliers()
+        return self
+
+    def _validate_modes(self) -> None:
+        """Each mode one of its choices, and the combinations that can be built."""
+        choices = [("--feedback", self.feedback, FEEDBACK_MODES), ("--interneurons", self.interneurons,
+                   INTERNEURON_MODES), ("--error-reference", self.error_reference, ERROR_REFERENCES),
+                   ("--nudge", self.nudge, NUDGES), ("--gate", self.gate, plasticity.GATES)]
+        for flag, value, allowed in choices:
+            if value not in allowed:
+                raise UsageError(f"{flag}: expected one of {', '.join(allowed)}, got {value!r}")
+        if self.feedback == "direct" and self.interneurons != "learned":
+            raise UsageError("--feedback direct: needs --interneurons learned (the interneurons of a layer predict "
+                             "the layer above, which direct feedback skips, so Q cannot be a copy of -B)")
+        if self.error_reference == "free" and self.interneurons != "ideal":
+            raise UsageError("--error-reference free: needs --interneurons ideal (learned interneurons "
+                             "measure errors in their own free phase)")
+        if self.nudge == "two-sided" and self.error_reference != "free":
+            raise UsageError("--nudge two-sided: needs --error-reference free (and so --interneurons ideal)")
+
+    def validate_depth(self, n_hidden: int) -> None:
+        """The checks that need the number of hidden layers (:class:`UsageError` naming the flags)."""
+        couplings = self.apical_couplings(n_hidden)
+        if self.feedback == "learned" and 0 in couplings[1:]:
+            raise UsageError("--feedback learned: needs every hidden layer above the lowest nudged (its cells' count "
+                             "change is the error its mirror B reads); check --g-apical and --g-apical-layers")
+
+    def feedback_sources(self, n_layers: int) -> list[int]:
+        """The layer whose pyramidal cells send each hidden layer's top-down ``B``: the layer above, or the
+        output cells for every hidden layer (``direct``: direct random feedback, the DFA-style circuit)."""
+        top = n_layers - 1
+        return [top if self.feedback == "direct" else l + 1 for l in range(top)]
+
+    def idealisations(self) -> list[str]:
+        """The :data:`IDEALISATIONS` this circuit uses (empty: local learning only)."""
+        used = [self.feedback == "symmetric", self.interneurons == "ideal", self.error_reference == "free"]
+        return [name for name, on in zip(IDEALISATIONS, used) if on]
+
+    def layer_multipliers(self, n_hidden: int | None = None) -> list[float]:
+        """The ``g_apical_layers`` multipliers (:class:`UsageError` unless numbers in [0, 10], at most one per
+        hidden layer when ``n_hidden`` is known)."""
+        if not self.g_apical_layers:
+            return []
+        return number_list(self.g_apical_layers, "--g-apical-layers", valid=_valid_multiplier,
+                           items="numbers in [0, 10]", count=n_hidden, at_most=True,
+                           counted="multipliers (one per hidden layer, bottom first)")
+
+    def apical_couplings(self, n_hidden: int) -> list[float]:
+        """``g_A`` of each hidden layer, bottom first: ``g_apical`` times its ``g_apical_layers`` multiplier
+        (layers beyond the list keep 1, so ``"0"`` means "the lowest hidden layer unnudged" at any depth)."""
+        mult = self.layer_multipliers(n_hidden)
+        return [self.g_apical * m for m in mult] + [self.g_apical] * (n_hidden - len(mult))
+
+    def second_phase_start(self, n_layers: int) -> int | None:
+        """The lowest layer two-sided nudging's second teacher phase simulates (the lowest hidden layer whose
+        soma is nudged), or ``None`` when it has nothing to change: one-sided nudging, no hidden layer nudged,
+        or no layer below the top hidden one (which reads the teacher itself)."""
+        if self.nudge != "two-sided" or self.error_reference != "free" or n_layers < 3:
+            return None
+        return next((l for l, g in enumerate(self.apical_couplings(n_layers - 1)) if g != 0), None)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every presentation of one configuration shares: ``steps`` time steps ``T``, the ``neuron`` of every
+    soma and the circuit's ``params``; built once (:meth:`bioleaf.config.TrainConfig.context`) and handed down."""
+
+    steps: int
+    neuron: NeuronParams
+    params: CircuitParams
+
+    @property
+    def tail(self) -> float:
+        r"""The area of a unit PSP still in flight at the end, :math:`1 / (1 - \lambda)`."""
+        return 1.0 / (1.0 - self.neuron.lam)

@@ -1,0 +1,117 @@
+r"""The running sums a presentation keeps while it runs: what each synapse's rule reads at the end.
+
+Every copy of the circuit keeps *running sums* of the quantities its synapses can see, updated online, so
+learning memory does not depend on ``T`` (:class:`CircuitSums`):
+
+.. math::
+
+    X_l = \sum_t x_{l-1}(t), \qquad A_l = \sum_t v^A_l(t) + \frac{v^A_l(T)}{1-\lambda}, \qquad
+    X^I_l = \sum_t x^I_l(t-1) + \frac{x^I_l(T)}{1-\lambda}, \qquad a^I_l = \sum_t I^I_l(t)
+
+(at output cells :math:`A` sums the teacher current :math:`c`). The last terms complete the PSPs still
+in flight at the end (a trace decays geometrically), so every spike counts with its whole PSP area.
+Two-sided nudging also keeps, per cell of the layer above, the difference of the two teacher phases'
+top-down traces (:class:`PhaseDifference`).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from bioleaf.model.circuit.layout import copy_rows, per_copy
+from bioleaf.model.circuit.pathways import apical_input
+from bioleaf.model.circuit.spec import CopySpec
+from bioleaf.model.circuit.state import CopyState, StepSignals
+
+
+def accumulated(total: torch.Tensor | None, value: torch.Tensor) -> torch.Tensor:
+    """``total + value`` in place, ``total`` starting from zeros in ``value``'s rows (one copy's, where every
+    stacked copy shares the population)."""
+    if total is None:
+        total = torch.zeros_like(value)
+    return total.add_(value)
+
+
+class CircuitSums:
+    """The running sums of the teacher or free phase (formulas above), per layer ``[rows, n]`` in the rows of
+    the population each sums over; only those a rule of the presentation reads: the basal inputs' trace sums
+    ``X`` of the lowest ``traces`` layers (the others' come from the teacher-free copy), with ``inter_traces``
+    every hidden layer's interneuron trace sums ``XI`` (``Q``'s rule), with ``live`` (the hidden layers whose
+    interneurons are simulated; not ``None``) the interneurons' integrated currents ``a_inter`` (``P``'s; zero,
+    in ``batch`` rows, where they are not simulated)."""
+
+    def __init__(self, sizes: list[int], batch: int, device: torch.device, teacher: bool, *, traces: int,
+                 inter_traces: bool, live: list[int] | None):
+        hidden = range(len(sizes) - 2)
+        self.X: list[torch.Tensor | None] = [None] * traces  # presynaptic trace sums of the layers' basal input
+        self.A: list[torch.Tensor | None] = [None] * (len(sizes) - 2) + [  # integrated apical input / teacher current
+            None if teacher else torch.zeros(batch, sizes[-1], device=device)]
+        self.XI: list[torch.Tensor | None] = [None] * len(hidden) if inter_traces else []  # what the apical saw
+        self.a_inter: list[torch.Tensor | None] = ([None if l in live else torch.zeros(batch, sizes[l + 2], device=device)
+                                                    for l in hidden] if live is not None else [])
+        self._hidden, self._live, self._teacher = hidden, live or [], teacher
+
+    def add(self, prev: CopyState, sig: StepSignals) -> None:
+        for l, pre in enumerate(sig.inputs[:len(self.X)]):
+            self.X[l] = accumulated(self.X[l], pre)
+        for l in self._hidden:
+            self.A[l] = accumulated(self.A[l], sig.apical[l])
+        for l in range(len(self.XI)):
+            self.XI[l] = accumulated(self.XI[l], prev.inter[l].trace)
+        for l in self._live:
+            self.a_inter[l] = accumulated(self.a_inter[l], sig.inter_current[l])
+        if self._teacher:
+            self.A[-1] = accumulated(self.A[-1], sig.teacher_current)
+
+    def rows(self, rows: slice) -> "CircuitSums":
+        """The same sums restricted to the batch ``rows`` of one stacked copy (views)."""
+        view = copy.copy(self)
+        view.X, view.A, view.XI, view.a_inter = ([None if t is None else copy_rows(t, rows) for t in ts]
+                                                 for ts in (self.X, self.A, self.XI, self.a_inter))
+        return view
+
+    def complete(self, state: CopyState, spec: CopySpec, tail: float) -> None:
+        """Add the integral of the PSPs still in flight at the end (``tail = 1 / (1 - lambda)``)."""
+        B, Q = spec.circuit.B, spec.circuit.Q
+        for l in self._hidden:
+            above, inter = state.pyr[spec.layers[l].feedback_from].trace, state.inter[l].trace
+            self.A[l] += tail * apical_input(B[l], Q[l], above, inter, spec.ideal)
+        for xi, inter in zip(self.XI, state.inter):
+            xi += tail * inter.trace
+
+
+class TraceSums:
+    """The teacher-free copy's presynaptic trace sums above the input (the input's is shared)."""
+
+    def __init__(self, sizes: list[int]):
+        self.X: list[torch.Tensor | None] = [None] * (len(sizes) - 2)
+
+    def add(self, prev: CopyState, sig: StepSignals) -> None:
+        for l, pre in enumerate(sig.inputs[1:len(self.X) + 1]):
+            self.X[l] = accumulated(self.X[l], pre)
+
+    def rows(self, rows: slice) -> "TraceSums":
+        view = copy.copy(self)
+        view.X = [copy_rows(x, rows) for x in self.X]
+        return view
+
+
+class PhaseDifference:
+    r"""Two-sided nudging: per hidden layer ``l`` in ``layers``, :math:`D_l = \sum_t [(x^+_{l+1} - x^{I+}_l) -
+    (x^-_{l+1} - x^{I-}_l)](t-1)` plus the PSPs in flight at the end; the error it gives is
+    :math:`\tfrac12 B_l D_l` (interneurons below the second phase's lowest layer are shared)."""
+
+    def __init__(self, layers: range, sizes: list[int], batch: int, device: torch.device):
+        self.D = {l: torch.zeros(batch, sizes[l + 2], device=device) for l in layers}
+
+    def add(self, plus: CopyState, minus: CopyState, scale: float | None = None) -> None:
+        for l, d in self.D.items():
+            inter_minus = plus.inter[l] if minus.inter[l] is None else minus.inter[l]
+            diff = (per_copy(torch.sub, plus.pyr[l + 1].trace, plus.inter[l].trace)
+                    - per_copy(torch.sub, minus.pyr[l + 1].trace, inter_minus.trace))
+            d += diff if scale is None else scale * diff
+
+    def errors(self, B: list[torch.Tensor]) -> dict[int, torch.Tensor]:
+        return {l: 0.5 * (d @ B[l].T) for l, d in self.D.items()}
