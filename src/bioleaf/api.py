@@ -36,11 +36,14 @@ from bioleaf.training.trainer import Trainer, infer_all, prepare_out, resolve_de
 
 
 def _setting_names() -> dict[str, str]:
-    """Keyword -> config field: top-level fields by name, ``neuron``/``circuit`` fields by their own name."""
-    names = {f.name: f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("neuron", "circuit")}
+    """Keyword -> config field: top-level fields by name, ``neuron``/``circuit`` fields by their own name, the
+    target counts as ``target_high``/``target_low``."""
+    nested = ("neuron", "circuit", "targets")
+    names = {f.name: f.name for f in dataclasses.fields(TrainConfig) if f.name not in nested}
     for group, cls in (("neuron", type(TrainConfig().neuron)), ("circuit", type(TrainConfig().circuit))):
         fields = cls._fields if hasattr(cls, "_fields") else [f.name for f in dataclasses.fields(cls)]
         names.update({name: f"{group}.{name}" for name in fields})
+    names.update({"target_high": "targets.high", "target_low": "targets.low"})
     return names
 
 
@@ -50,10 +53,16 @@ SETTINGS = _setting_names()
 
 def configure(preset_name: str | None, values: dict[str, object],
               notice: Callable[[str], None] = lambda text: print(text, file=sys.stderr)) -> TrainConfig:
-    """Defaults < preset < ``values`` (config field names, ``circuit.x`` for nested ones), validated.
+    """Defaults < preset < ``values``, validated.
 
     Unless ``values`` names the dataset or its directory, a missing Fashion-MNIST falls back to the bundled
-    digits, with a ``notice`` (a preset's architecture then gets the digits' 64 inputs)."""
+    digits, with a ``notice`` (a preset's architecture then gets the digits' 64 inputs).
+
+    :param preset_name: a preset of :data:`bioleaf.presets.PRESETS`, or ``None`` for the defaults.
+    :param values: config field names to values (``circuit.x``, ``neuron.x``, ``targets.x`` for nested ones).
+    :param notice: called with the one-line notice of the fallback (default: printed to stderr).
+    :returns: the validated :class:`~bioleaf.config.TrainConfig`.
+    :raises UsageError: naming the flag of the first impossible value."""
     merged: dict[str, object] = dict(preset_values(preset_name)) if preset_name else {}
     merged.update(values)
     if "dataset" not in values and "data_dir" not in values and merged.get("dataset", "fashion-mnist") == "fashion-mnist":
@@ -68,9 +77,15 @@ def configure(preset_name: str | None, values: dict[str, object],
 
 
 def preset(name: str | None = None, **settings: object) -> TrainConfig:
-    """The configuration of preset ``name`` (one of :data:`bioleaf.presets.PRESETS`; ``None``: the defaults)
-    with ``settings`` overriding it, validated. Keywords are config field names, nested ones by their own
-    name: ``bioleaf.preset("digits", epochs=2, feedback="random", tau_syn=1.0)``."""
+    """The configuration of a preset with ``settings`` overriding it, validated:
+    ``bioleaf.preset("digits", epochs=2, feedback="random", tau_syn=1.0)``.
+
+    :param name: one of :data:`bioleaf.presets.PRESETS` (``digits``, ``fashion-mnist``, ``fashion-mnist-local``,
+        ``fashion-mnist-local-direct``), or ``None`` for the defaults.
+    :param settings: config field names (:data:`SETTINGS`), nested ones by their own name (``feedback``,
+        ``tau_syn``; the target counts as ``target_high``, ``target_low``).
+    :returns: the validated :class:`~bioleaf.config.TrainConfig`.
+    :raises UsageError: for an unknown keyword or an impossible value."""
     unknown = sorted(set(settings) - set(SETTINGS))
     if unknown:
         raise UsageError(f"preset: unknown setting {unknown[0]!r} (expected config field names such as "
@@ -124,15 +139,25 @@ class Model:
 
     @torch.no_grad()
     def predict(self, images, seed: int | None = None) -> torch.Tensor:
-        """The class of every image (teacher off), input spikes drawn from ``seed`` (default: the one
-        evaluation uses, so the test accuracy of the run is reproduced)."""
+        """The class of every image, by the inference network (teacher off, apical compartments decoupled).
+
+        :param images: ``[batch, n_inputs]`` intensities in [0, 1].
+        :param seed: seed of the input spikes (default: the one evaluation uses, so the run's test accuracy is
+            reproduced).
+        :returns: ``[batch]`` class indices."""
         return infer_all(self.rule, _images(images, self), self._generator(seed))
 
     @torch.no_grad()
     def simulate(self, images, *, record: bool = False, labels=None, seed: int | None = None) -> Simulation:
         """One presentation of ``images``. A BioLeaF model runs its whole microcircuit (interneurons and
         apical compartments; with ``labels`` the teacher nudges the output cells, so the apical potentials
-        carry the errors); a BP twin runs its feed-forward network."""
+        carry the errors); a BP twin runs its feed-forward network. Nothing learns.
+
+        :param images: ``[batch, n_inputs]`` intensities in [0, 1].
+        :param record: keep every step's spikes (and, in the microcircuit, apical potentials) in ``record``.
+        :param labels: ``[batch]`` classes for the teacher (BioLeaF only; ``None``: no teacher).
+        :param seed: seed of the input spikes (default: the one evaluation uses).
+        :returns: a :class:`Simulation`."""
         x = _images(images, self)
         c, n = self.config, len(x)
         if c.rule == "bioleaf":
@@ -146,7 +171,11 @@ class Model:
         return Simulation(fwd.output, fwd.potentials, fwd.counts[:-1], recorder.stacked() if recorder else None)
 
     def accuracy(self, images, labels) -> float:
-        """Fraction of ``images`` whose predicted class is ``labels``."""
+        """Fraction of ``images`` whose predicted class (:meth:`predict`) is ``labels``.
+
+        :param images: ``[batch, n_inputs]`` intensities in [0, 1].
+        :param labels: ``[batch]`` classes.
+        :returns: a number in [0, 1] (NaN for an empty batch)."""
         y = torch.as_tensor(labels)
         return float((self.predict(images).cpu() == y.cpu()).float().mean()) if len(y) else float("nan")
 
@@ -170,8 +199,15 @@ class Run:
 
 def fit(config: TrainConfig, data: Dataset | None = None, out: str | Path | None = None, *,
         progress: bool = False) -> Run:
-    """Train ``config`` on ``data`` (``None``: its dataset, loaded from disk). ``out=None`` writes nothing;
-    a directory gets the files of ``bioleaf train --out`` (and is refused if it already holds a run)."""
+    """Train a configuration, in memory or into a run directory.
+
+    :param config: a configuration from :func:`preset` (validated again here).
+    :param data: the dataset (``None``: the configuration's, loaded from disk; see :func:`bioleaf.data.load_dataset`).
+    :param out: ``None`` writes nothing; a directory gets the files of ``bioleaf train --out`` (refused if it
+        already holds a run).
+    :param progress: show a progress bar and the per-epoch lines.
+    :returns: a :class:`Run` (model, per-epoch history, summary).
+    :raises BioleafError: for bad input, with the one-line message the command line prints."""
     if not isinstance(config, TrainConfig):
         raise UsageError(f"fit: expected a configuration from bioleaf.preset(), got {type(config).__name__}")
     config = dataclasses.replace(config).validate()
@@ -186,7 +222,11 @@ def fit(config: TrainConfig, data: Dataset | None = None, out: str | Path | None
 
 
 def load(run_dir: str | Path) -> Model:
-    """The trained network of a run directory (``bioleaf train --out DIR`` or ``fit(..., out=DIR)``)."""
+    """The trained network of a run directory.
+
+    :param run_dir: a directory written by ``bioleaf train --out DIR`` or ``fit(..., out=DIR)``.
+    :returns: its :class:`Model` (only safetensors and JSON are read).
+    :raises DataError: naming the file that is missing or not what it should be."""
     from bioleaf.training.evaluate import load_model
 
     return Model(*load_model(Path(run_dir)))

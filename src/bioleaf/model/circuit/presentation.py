@@ -1,7 +1,7 @@
 r"""One presentation of a batch: the copies of the circuit it runs, its time loop, and the mapping from the
 running sums to the plasticity rules at the end.
 
-A presentation runs ``T`` steps on one batch (:func:`run_presentation`): each step the input trace and the
+A presentation runs ``T`` steps on one batch (:func:`run_time_loop`): each step the input trace and the
 first layer's basal input are computed once, then every copy steps (:func:`bioleaf.model.circuit.step.step_copy`)
 and adds to its running sums (:mod:`bioleaf.model.circuit.sums`); nothing of size ``T`` is stored. At the end
 :func:`plastic_updates` applies the rules of :mod:`bioleaf.model.plasticity` to the sums. The copies
@@ -165,9 +165,9 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
                                                       params.teacher_strength)
     run = circuit_copies(circuit, ctx, teacher, batch, learn)
     recorder = Recorder() if record else None
-    errors = run_presentation(run, circuit, spikes, ctx, recorder or observer)
+    errors = run_time_loop(run, circuit, spikes, ctx, recorder or observer)
     updates = plastic_updates(circuit, run, errors, learn, teacher is not None, None, ctx)
-    return presentation_of(run, updates, ctx.steps, recorder)
+    return read_out(run, updates, ctx.steps, recorder)
 
 
 @torch.no_grad()
@@ -188,19 +188,19 @@ def present_phases(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Te
     strength[:batch] = 0.0
     run = circuit_copies(circuit, ctx, Teacher.of(torch.cat([rates, rates]), strength), 2 * batch, lateral | learn,
                          copies=2)
-    errors = run_presentation(run, circuit, spikes, ctx, observer)
+    errors = run_time_loop(run, circuit, spikes, ctx, observer)
     free_rows, teacher_rows = slice(0, batch), slice(batch, 2 * batch)
     free_run, teach_run = run.rows(free_rows), run.rows(teacher_rows)
     free_updates = plastic_updates(circuit, free_run, [copy_rows(e, free_rows) for e in errors], lateral, False,
                                    None, ctx)
-    free = presentation_of(free_run, free_updates, ctx.steps)
+    free = read_out(free_run, free_updates, ctx.steps)
     memory = FreePhaseMemory.of(free, params.contrastive and params.interneurons == "learned")
     updates = plastic_updates(circuit, teach_run, [copy_rows(e, teacher_rows) for e in errors], learn, True, memory,
                               ctx)
-    return free, presentation_of(teach_run, updates, ctx.steps)
+    return free, read_out(teach_run, updates, ctx.steps)
 
 
-def run_presentation(run: Copies, circuit: Microcircuit, spikes: SpikeStream, ctx: Context,
+def run_time_loop(run: Copies, circuit: Microcircuit, spikes: SpikeStream, ctx: Context,
                      observer: Observer | None = None) -> list[torch.Tensor]:
     """The time loop: the input trace and the first layer's basal input once per step (shared by every copy, in one
     copy's rows of stacked copies), then every copy steps (:func:`step_copies`); at the end the PSPs still in
@@ -237,7 +237,7 @@ def step_copies(run: Copies, x_in: torch.Tensor, basal: torch.Tensor, observer: 
         run.minus.advance(None, run.main.signals.basal[run.first], replay, observer)
 
 
-def presentation_of(run: Copies, updates: dict[str, torch.Tensor], steps: int,
+def read_out(run: Copies, updates: dict[str, torch.Tensor], steps: int,
                     recorder: Recorder | None = None) -> Presentation:
     """What a presentation returns, read off its copies at the end."""
     main, sums, shadow = run.main.state, run.main.sums, run.shadow
