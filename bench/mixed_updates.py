@@ -25,11 +25,12 @@ from pathlib import Path
 
 import torch
 
-from bioleaf.cli import build_parser, config_from_args
+from bioleaf.cli.parser import build_parser, config_from_args
 from bioleaf.data import load_dataset
+from bioleaf.model.backprop import stbp_gradients
 from bioleaf.model.network import simulate
 from bioleaf.rules.bioleaf import BioleafRule
-from bioleaf.model.backprop import stbp_gradients
+from bioleaf.tools.diagnostics import circuit_diagnostics
 from bioleaf.training.trainer import Trainer
 
 
@@ -77,7 +78,7 @@ def main(argv=None) -> int:
         p.error("the train flags must give --rule bioleaf with --interneurons ideal (e.g. --preset fashion-mnist)")
     data = load_dataset(cfg.dataset, cfg.data_dir, limit=cfg.limit, val_fraction=cfg.val_fraction)
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(cfg, data, Path(args.out), progress=False)
+    trainer = Trainer(cfg, data, Path(args.out), progress=False, diagnostics=circuit_diagnostics)
     try:
         layers = [int(l) for l in args.stbp_layers.split(",")]
     except ValueError:

@@ -33,8 +33,9 @@ from bioleaf.config import TrainConfig
 from bioleaf.data import load_dataset
 from bioleaf.errors import DataError, DivergenceError
 from bioleaf.model.circuit import CircuitParams
-from bioleaf.training.distributed import LAUNCH_VARS, TIMEOUT_ENV
-from bioleaf.training.trainer import Interrupted, Parallel, Trainer
+from bioleaf.training.distributed import LAUNCH_VARS, TIMEOUT_ENV, BatchFigures, Parallel
+from bioleaf.training.stops import Interrupted
+from bioleaf.training.trainer import Trainer
 
 WORKER = Path(__file__).with_name("dist_worker.py")
 BASE = dict(dataset="digits", arch="64-64-10", batch_size=32, epochs=1, seed=0)
@@ -213,14 +214,16 @@ def test_sigterm_to_one_rank_stops_every_rank_and_resume_matches_one_process(ran
 
 def fake_rank(rank: int, *, peer: list[float] | None = None, stop: bool = False, diverged: bool = False) -> Parallel:
     """Rank ``rank`` of 2, alone in this process. White box: the other rank adds nothing to any
-    all-reduce, except its row ``peer`` to a ``Parallel.gather`` table of that width, and its flags in
-    the per-batch statistics ``[loss, correct, samples, stop, diverged]``."""
+    all-reduce, except its row ``peer`` to a ``Parallel.gather`` table of that width, and its ``stop`` and
+    ``diverged`` to the per-batch :class:`BatchFigures`."""
+    others = BatchFigures(loss_sum=0.0, correct=0, samples=0, stop=int(stop), diverged=int(diverged)).tensor()
+
     def all_reduce(tensors):
         for t in tensors:
             if peer is not None and t.shape == (2, len(peer)) and t.dtype == torch.float64:
                 t[1 - rank] = torch.tensor(peer, dtype=torch.float64)
-            if t.shape == (5,):
-                t[3:] += torch.tensor([float(stop), float(diverged)], dtype=t.dtype)
+            if t.shape == others.shape and t.dtype == torch.float64:
+                t += others
     return Parallel(rank=rank, world_size=2, all_reduce=all_reduce)
 
 
@@ -297,3 +300,10 @@ def test_bad_timeouts_are_usage_errors(run_cli, monkeypatch, tmp_path, flags, en
         monkeypatch.setenv(TIMEOUT_ENV, env)
     code, _, err = run_cli(*CLI_TRAIN, "--epochs", "1", *flags, "--out", str(tmp_path / "run"))
     assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_batch_figures_are_summed_over_ranks_field_by_field():
+    ranks = [BatchFigures(loss_sum=1.5, correct=3, samples=7), BatchFigures(loss_sum=0.25, correct=2, samples=6, stop=1)]
+    summed = ranks[0].tensor() + ranks[1].tensor()
+    assert summed.dtype == torch.float64
+    assert BatchFigures.from_tensor(summed) == BatchFigures(loss_sum=1.75, correct=5, samples=13, stop=1, diverged=0)

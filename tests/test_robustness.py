@@ -43,8 +43,9 @@ from hypothesis import strategies as st
 from safetensors.torch import save_file
 
 from bioleaf.training import checkpoint as ckpt
-from bioleaf.cli import TRAIN_FLAGS, build_parser, config_from_args, main
-from bioleaf.config import TrainConfig, flag_of
+from bioleaf.cli import main
+from bioleaf.cli.parser import build_parser, config_from_args
+from bioleaf.config import TRAIN_FLAGS, TrainConfig, flag_of
 from bioleaf.data import load_dataset
 from bioleaf.errors import UsageError
 from bioleaf.model.circuit import CircuitParams

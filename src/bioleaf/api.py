@@ -32,7 +32,10 @@ from bioleaf.model.circuit import Plasticity, Recorder, present
 from bioleaf.model.network import simulate as simulate_network
 from bioleaf.presets import preset_values
 from bioleaf.rules import Rule
-from bioleaf.training.trainer import Trainer, infer_all, prepare_out, resolve_device
+from bioleaf.tools.diagnostics import circuit_diagnostics
+from bioleaf.training.metrics import infer_all
+from bioleaf.training.resume import prepare_out
+from bioleaf.training.trainer import Trainer, resolve_device
 
 
 def _setting_names() -> dict[str, str]:
@@ -216,7 +219,8 @@ def fit(config: TrainConfig, data: Dataset | None = None, out: str | Path | None
         data = load_dataset(config.dataset, config.data_dir, limit=config.limit, val_fraction=config.val_fraction)
     if out is not None:
         prepare_out(Path(out), resume=False, overwrite=False)
-    trainer = Trainer(config, data, None if out is None else Path(out), progress=progress, echo=progress)
+    trainer = Trainer(config, data, None if out is None else Path(out), progress=progress, echo=progress,
+                      diagnostics=circuit_diagnostics)
     summary = trainer.run()
     return Run(Model(config, trainer.rule), list(trainer.state.history), summary)
 

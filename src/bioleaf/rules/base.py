@@ -36,9 +36,10 @@ class BatchStats:
 
 
 Reducer = Callable[[list[torch.Tensor]], None]
+"""Sums a list of tensors over the processes of data-parallel training, in place."""
 
 
-def _no_reduce(tensors: list[torch.Tensor]) -> None:
+def no_reduce(tensors: list[torch.Tensor]) -> None:
     """Single process: the local sums are already the global ones."""
 
 
@@ -53,7 +54,7 @@ class Rule:
         self.encoder: Encoder = cfg.encoder_obj()
         self.optimizer: torch.optim.Optimizer | None = None
         self.shard: slice | None = None
-        self.reduce: Reducer = _no_reduce
+        self.reduce: Reducer = no_reduce
 
     @property
     def weights(self) -> list[torch.Tensor]:
@@ -72,10 +73,6 @@ class Rule:
     def train_batch(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> BatchStats:
         """One learning step on the global batch ``images`` (this process simulates ``shard``)."""
         raise NotImplementedError
-
-    def diagnostics(self, images: torch.Tensor, labels: torch.Tensor) -> dict:
-        """Extra per-epoch figures for ``metrics.jsonl`` from a fixed probe batch (none by default)."""
-        return {}
 
     def self_predicting_batches(self) -> int:
         """Batches of the initial self-predicting phase still to present (none for rules without one)."""

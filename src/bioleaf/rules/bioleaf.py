@@ -23,13 +23,10 @@ self-predicting phase (:meth:`bioleaf.training.trainer.Trainer.self_predicting_p
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from bioleaf.tools.equivalence import agreement, spiking_updates
-from bioleaf.model.losses import predict, spike_count_error
 from bioleaf.model.circuit import Microcircuit, Observer, Plasticity, build_circuit, present, present_phases
+from bioleaf.model.losses import predict, spike_count_error
 from bioleaf.rules.base import BatchStats, Rule
 
 
@@ -74,19 +71,6 @@ class BioleafRule(Rule):
 
     def after_load(self):
         self.circuit.sync_ideal(self.cfg.circuit)
-
-    def diagnostics(self, images, labels):
-        """On a fixed probe batch with fixed spikes: the angle (degrees) between this circuit's ``W`` updates
-        and the ST-BP gradient per layer, the teacher-free apical residual (mean ``|A| / T`` per hidden
-        layer) and that residual relative to the same cells' apical signal in the teacher phase (0: the
-        interneurons cancel every top-down input the teacher did not cause); and the angle between each
-        hidden layer's feedback ``B_l`` and :math:`W_{l+1}^\top` (0: weight transport's feedback)."""
-        gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 4)
-        updates, grads, residual = spiking_updates(self.circuit, images, labels, self.cfg, gen)
-        angles = [math.degrees(math.acos(max(-1.0, min(1.0, row["cosine"])))) for row in agreement(updates, grads)]
-        ratio = [free / taught if taught > 0 else math.nan for free, taught in zip(residual.free, residual.teacher)]
-        return {"stbp_angle_deg": angles, "apical_residual": residual.free, "apical_residual_ratio": ratio,
-                "feedback_angle_deg": self.circuit.feedback_angles()}
 
     def _present(self, images, labels, targets, generator, learn: Plasticity):
         """One presentation of this process's shard (no teacher when ``targets`` is ``None``)."""

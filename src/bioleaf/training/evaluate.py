@@ -6,12 +6,13 @@ from pathlib import Path
 
 import torch
 
-from bioleaf.training import checkpoint as ckpt
 from bioleaf.config import TrainConfig
 from bioleaf.data import load_dataset
 from bioleaf.errors import DataError, UsageError
 from bioleaf.rules import Rule, make_rule
-from bioleaf.training.trainer import accuracy, resolve_device
+from bioleaf.training import checkpoint as ckpt
+from bioleaf.training.metrics import accuracy
+from bioleaf.training.trainer import resolve_device
 
 
 def load_model(run_dir: Path) -> tuple[TrainConfig, Rule]:
