@@ -54,8 +54,13 @@ SETTINGS = _setting_names()
 """Every keyword :func:`preset` accepts, and the config field it sets (``feedback`` -> ``circuit.feedback``)."""
 
 
+def print_notice(text: str) -> None:
+    """Print a one-line notice to stderr."""
+    print(text, file=sys.stderr)
+
+
 def configure(preset_name: str | None, values: dict[str, object],
-              notice: Callable[[str], None] = lambda text: print(text, file=sys.stderr)) -> TrainConfig:
+              notice: Callable[[str], None] = print_notice) -> TrainConfig:
     """Defaults < preset < ``values``, validated.
 
     Unless ``values`` names the dataset or its directory, a missing Fashion-MNIST falls back to the bundled
