@@ -3,7 +3,7 @@
 # into docs/_build/html, with every warning an error. Extra arguments go to sphinx-build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! .venv/bin/python -c 'import sphinx, myst_parser' 2>/dev/null; then
+if ! .venv/bin/python -c 'import sphinx, myst_parser, furo, sphinx_gallery' 2>/dev/null; then
   .venv/bin/pip install -q -e ".[docs]"
 fi
 exec .venv/bin/python -m sphinx -W --keep-going -b html docs docs/_build/html "$@"
