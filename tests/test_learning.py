@@ -27,7 +27,7 @@ def test_digits_reaches_90_percent_in_5_epochs(name, run_cli, tmp_path):
 @pytest.mark.parametrize("circuit", ["learned", "random", "direct", "direct --gate headroom"])
 def test_the_fully_local_circuit_trains_two_hidden_layers_to_90_percent(circuit, run_cli, tmp_path):
     """The digits preset with two hidden layers, learned interneurons and no copied weight (seed 0 measured
-    at 92.2-95.6 %, docs/results.md sections 2 and 4g)."""
+    at 92.2-95.6 %, docs/results.md section 2, docs/ablations.md "What does the headroom gate buy?")."""
     code, out, err = run_cli("train", "--preset", "digits", "--arch", "64-128-64-10", "--feedback", *circuit.split(),
                              "--no-progress", "--json", "--out", str(tmp_path))
     assert code == 0, err

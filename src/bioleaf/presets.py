@@ -12,14 +12,16 @@ _FASHION = {"dataset": "fashion-mnist", "arch": "784-400-400-10", "epochs": 10, 
             "threads": 1, "lr_schedule": "cosine", "init_scale": 0.3, "neuron.tau_syn": 1.0, "circuit.g_apical": 1.0,
             "circuit.g_apical_layers": "0", "targets.high": 27.0}
 """The Fashion-MNIST setting every rule shares (docs/results.md, section 1): the same schedule, initial weights
-and neuron (a 1 ms synaptic trace: docs/results.md, section 4b); T=30 with the labelled output's target 27 spikes;
+and neuron (a 1 ms synaptic trace: docs/ablations.md, "Which synaptic trace?"); T=30 with the labelled
+output's target 27 spikes;
 for bioleaf, the lowest hidden layer's soma not nudged (docs/theory.md, section 2)."""
 
 _LOCAL = {**_FASHION, "circuit.feedback": "learned", "feedback_decay": 1.0, "circuit.g_apical": 0.5,
           "lr_interneuron": 3e-3}
 """The fully local circuit (the main job of scripts/main.sh): learned interneurons, errors against the circuit's
 own free phase, feedback learned by Kolen-Pollack increments (plasticity.feedback_kolen_pollack), the nudged
-hidden soma at half the apical coupling and the interneurons learning at 3e-3 (docs/results.md, section 4f)."""
+hidden soma at half the apical coupling and the interneurons learning at 3e-3 (docs/ablations.md,
+"What does each setting of the fully local preset buy?")."""
 
 PRESETS: dict[str, dict[str, object]] = {
     # the bundled digits (docs/results.md, section 2): 5 epochs of batches of 16 under a cosine schedule, T=60 with
@@ -29,7 +31,7 @@ PRESETS: dict[str, dict[str, object]] = {
     "fashion-mnist-local": _LOCAL,
     # the fully local circuit with fixed random feedback: direct from the output cells to every hidden layer's
     # apical dendrite (the DFA-style circuit), the hidden cells' plasticity gated by their headroom below the
-    # count cap (plasticity.plasticity_gate; docs/results.md, section 4g)
+    # count cap (plasticity.plasticity_gate; docs/ablations.md, "What does the headroom gate buy?")
     "fashion-mnist-local-direct": {**_LOCAL, "circuit.feedback": "direct", "circuit.gate": "headroom"},
     # the equivalence configuration: copied interneurons and the teacher-free copy (with the default symmetric
     # feedback, the special circumstance in which the updates equal ST-BP's); the twins' rows use it too
