@@ -42,7 +42,7 @@ def test_unnudged_layers_are_computed_once_for_both_phases(monkeypatch):
     teacher half, so its populations and the products leaving them (``W_1``, ``P_0``, ``Q_0``) run on one half's
     rows: the same updates, and exactly those products' FLOPs saved."""
     from bioleaf.model.circuit import phase
-    from bioleaf.tools.bench import counted_flops
+    from test_bench import counted_flops
 
     data = load_dataset("digits")
     cfg = TrainConfig().with_values({"dataset": "digits", "arch": "64-32-16-10", "steps": 20, "init_scale": 0.3,
