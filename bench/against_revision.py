@@ -26,14 +26,18 @@ from pathlib import Path
 
 import torch
 
-import bioleaf.tools.bench as current_bench
+import bioleaf.tools.bench.trainers as current_trainers
 from bioleaf.config import parse_arch
 
 REPO = Path(__file__).resolve().parents[1]
+TRAINER_MODULES = {"tools/bench/trainers.py": "tools.bench.trainers", "tools/bench.py": "tools.bench",
+                   "bench.py": "bench"}
+"""Where the bench's ``make_trainer`` lived, by the package layout: file in the package, module name."""
 
 
 def import_revision(rev: str, into: Path):
-    """``bioleaf.tools.bench`` of git revision ``rev``, extracted under ``into`` as the package ``bioleaf_rev``."""
+    """The module with the bench's ``make_trainer`` (:data:`TRAINER_MODULES`) of git revision ``rev``, extracted
+    under ``into`` as the package ``bioleaf_rev``."""
     archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "src/bioleaf"], check=True,
                              capture_output=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
@@ -44,13 +48,16 @@ def import_revision(rev: str, into: Path):
         text = module.read_text()
         module.write_text(re.sub(r"^(\s*)(from|import) bioleaf\b", r"\1\2 bioleaf_rev", text, flags=re.M))
     sys.path.insert(0, str(into))
-    layout = "tools.bench" if (package / "tools" / "bench.py").exists() else "bench"
-    return importlib.import_module(f"bioleaf_rev.{layout}")
+    module = next(name for path, name in TRAINER_MODULES.items() if (package / path).exists())
+    return importlib.import_module(f"bioleaf_rev.{module}")
 
 
 def final_weights(trainer) -> list[torch.Tensor]:
+    """The synapses a bench trainer ends with: a circuit's, the snnTorch twin's, or a rule's weights."""
     if hasattr(trainer, "circuit"):
         return list(trainer.circuit.tensors().values())
+    if hasattr(trainer, "net"):
+        return [p.detach() for p in trainer.net.parameters()]
     return list(trainer.weights)
 
 
@@ -92,7 +99,7 @@ def main(argv=None) -> int:
                   f"({e.stderr.decode().strip().splitlines()[-1]})", file=sys.stderr)
             return 1
         for name in args.trainers.split(","):
-            print(compare(name, {args.rev: old, "working tree": current_bench}, args.arch, args.steps,
+            print(compare(name, {args.rev: old, "working tree": current_trainers}, args.arch, args.steps,
                           args.batch, args.rounds), flush=True)
     return 0
 

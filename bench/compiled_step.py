@@ -23,10 +23,11 @@ import time
 
 import torch
 
-from bioleaf.tools.bench import (BIOLEAF_TRAINERS, bench_device, fixed_batches, make_trainer, quiet_scalar_warnings,
-                           rotation_tasks, synchronizer, time_interleaved)
 from bioleaf.errors import UsageError
 from bioleaf.model.circuit.presentation import Copy
+from bioleaf.tools.bench.runtime import bench_device, quiet_scalar_warnings, synchronizer
+from bioleaf.tools.bench.timing import fixed_batches, rotation_tasks, time_interleaved
+from bioleaf.tools.bench.trainers import BIOLEAF_TRAINERS, make_trainer
 
 EAGER_ADVANCE = Copy.advance
 

@@ -18,9 +18,10 @@ from collections import defaultdict
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from bioleaf.tools.bench import BIOLEAF_TRAINERS, bench_config, recorded_matmuls
 from bioleaf.config import parse_arch
 from bioleaf.rules import make_rule
+from bioleaf.tools.bench.flops import recorded_matmuls
+from bioleaf.tools.bench.trainers import BIOLEAF_TRAINERS, bench_config
 
 MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::bmm"}  # kernels (aten::matmul is a thin wrapper)
 
@@ -34,7 +35,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     p.add_argument("--rows", type=int, default=15)
     p.add_argument("--circuit", choices=tuple(BIOLEAF_TRAINERS.values()), default="idealised",
-                   help="the bench's BioLeaF circuit (bioleaf.tools.bench.circuit_values)")
+                   help="the bench's BioLeaF circuit (bioleaf.tools.bench.trainers.circuit_values)")
     p.add_argument("--trace", default=None, help="write a Chrome trace of the profiled batches")
     args = p.parse_args(argv)
     if args.threads:

@@ -18,9 +18,9 @@ import time
 import torch
 from torch.profiler import profile
 
-from bioleaf.tools.bench import TWIN_NEURON, SnnTorchTrainer
 from bioleaf.config import TrainConfig
 from bioleaf.rules import make_rule
+from bioleaf.tools.bench.twin import TWIN_NEURON, SnnTorchTrainer
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,5 @@
-"""Tests for bioleaf.tools.bench: the quick bench, the snnTorch twin's equivalence, the FLOP count.
+"""Tests for bioleaf.tools.bench and bioleaf.tools.scaling: the quick bench, the snnTorch twin's equivalence, the
+FLOP count, the memory probes and the scaling sweep.
 
 No timing is asserted: the machine running the tests may be shared with other jobs.
 """
@@ -14,7 +15,8 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from bioleaf import cli
-from bioleaf.tools import bench, scaling
+from bioleaf.tools import scaling
+from bioleaf.tools.bench import flops, memory, probes, run_bench, timing, trainers, twin
 from bioleaf.config import TrainConfig
 from bioleaf.model.encoding import Encoder
 from bioleaf.errors import UsageError
@@ -26,6 +28,10 @@ from bioleaf.presets import PRESETS
 from bioleaf.rules import make_rule
 from bioleaf.rules.bptt import surrogate_spike
 
+REQUIRED_KEYS = ("bioleaf_over_snntorch", "bioleaf_local_over_snntorch", "bioleaf_local_over_bioleaf",
+                 "bptt_over_snntorch", "bioleaf_memory_ratio_T100_T10", "bptt_memory_ratio_T100_T10", "bioleaf_gflops",
+                 "matmul_gflops")
+"""The headline figures of a bench run: the speed ratios, the memory ratios and the arithmetic rates."""
 RAW_KEYS = ("bioleaf_samples_per_s", "bptt_samples_per_s", "snntorch_samples_per_s",
             "bioleaf_peak_mb_T10", "bioleaf_peak_mb_T100", "bptt_peak_mb_T10", "bptt_peak_mb_T100",
             "bioleaf_gflop_per_batch", "bioleaf_local_gflop_per_batch")
@@ -33,7 +39,7 @@ RAW_KEYS = ("bioleaf_samples_per_s", "bptt_samples_per_s", "snntorch_samples_per
 
 def check_bench_result(result: dict, device: str) -> None:
     """What every ``bioleaf bench --quick --json`` run returns (also on a GPU: tests/test_cuda.py)."""
-    for key in bench.REQUIRED_KEYS + RAW_KEYS:
+    for key in REQUIRED_KEYS + RAW_KEYS:
         value = result[key]
         assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (key, value)
     assert result["quick"] is True and result["device"] == device
@@ -55,7 +61,7 @@ def test_quick_bench_through_the_cli_returns_every_key_finite_and_positive(capsy
 def test_bench_without_snntorch_is_a_usage_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "snntorch", None)  # makes `import snntorch` raise ImportError
     with pytest.raises(UsageError, match=r"snntorch is not installed; pip install 'bioleaf\[bench\]'"):
-        bench.run_bench(quick=True)
+        run_bench(quick=True)
 
 
 def _tiny_problem(dtype):
@@ -77,7 +83,7 @@ def _ours(weights, images, labels, neuron, steps):
 
 
 def _snntorch(weights, images, labels, neuron, steps, detach_reset, dtype):
-    net = bench.SnnTorchTwin([weights[0].shape[1]] + [w.shape[0] for w in weights], neuron, 5.0,
+    net = twin.SnnTorchTwin([weights[0].shape[1]] + [w.shape[0] for w in weights], neuron, 5.0,
                              detach_reset=detach_reset, dtype=dtype).load_weights(weights)
     stream = Encoder("bernoulli", 0.5).stream(images, steps, torch.Generator().manual_seed(5))
     counts, potentials = net(stream, batch=images.shape[0], steps=steps)
@@ -113,6 +119,14 @@ def test_snntorch_twin_gradients_equal_ours_when_its_reset_is_attached():
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-7 * float(a.abs().max()))
 
 
+def counted_flops(fn) -> int:
+    """The matrix-product FLOPs torch actually executes in ``fn()`` (``torch.utils.flop_counter``), the
+    reference the recorded products are checked against (also in tests/test_phases.py)."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
 @pytest.mark.parametrize("circuit", [
     CircuitParams(),  # defaults: learned interneurons, symmetric feedback -> free + teacher phase
     CircuitParams(interneurons="ideal"),  # teacher phase only
@@ -130,18 +144,21 @@ def test_recorded_bioleaf_products_replay_the_flops_torch_counts(circuit, arch):
     rule = make_rule(cfg, sizes, torch.Generator().manual_seed(0), torch.device("cpu"))
     images = torch.rand(6, sizes[0], generator=torch.Generator().manual_seed(1))
     labels = torch.arange(6) % sizes[-1]
-    batch = lambda: rule.train_batch(images, labels, torch.Generator().manual_seed(2))  # noqa: E731
-    counted = bench.counted_flops(batch)
-    matmuls = bench.recorded_matmuls(batch)
-    assert counted > 0 and sum(m.flops for m in matmuls) == counted
-    assert bench.counted_flops(bench.matmul_replay(matmuls)) == counted
+
+    def batch():
+        return rule.train_batch(images, labels, torch.Generator().manual_seed(2))
+
+    counted = counted_flops(batch)
+    matmuls = flops.recorded_matmuls(batch)
+    assert counted > 0 and flops.total_flops(matmuls) == counted
+    assert counted_flops(flops.matmul_replay(matmuls)) == counted
     per_step = 3 if len(sizes) == 4 else 2  # at least the bottom-up products of every layer, every step
     assert len(matmuls) >= per_step * cfg.steps
 
 
 def test_matmul_replay_runs_the_listed_products():
-    matmuls = [bench.Matmul("mm", 4, 5, 3, 7), bench.Matmul("mm", 3, 4, 5, 1), bench.Matmul("bmm", 2, 3, 4, 2)]
-    run = bench.matmul_replay(matmuls, torch.Generator().manual_seed(0))
+    matmuls = [flops.Matmul("mm", 4, 5, 3, 7), flops.Matmul("mm", 3, 4, 5, 1), flops.Matmul("bmm", 2, 3, 4, 2)]
+    run = flops.matmul_replay(matmuls, torch.Generator().manual_seed(0))
     with FlopCounterMode(display=False) as counter:
         run()
     assert counter.get_total_flops() == sum(m.flops for m in matmuls)
@@ -150,32 +167,32 @@ def test_matmul_replay_runs_the_listed_products():
 
 # --------------------------------------------------------------------------- the benchmarked circuits
 def test_the_idealised_circuit_is_the_fashion_mnist_preset_s_and_the_local_one_has_no_idealisation():
-    idealised = bench.bench_config("bioleaf", "784-16-16-10", 30, 8, "idealised")
-    local = bench.bench_config("bioleaf", "784-16-16-10", 30, 8, "local")
+    idealised = trainers.bench_config("bioleaf", "784-16-16-10", 30, 8, "idealised")
+    local = trainers.bench_config("bioleaf", "784-16-16-10", 30, 8, "local")
     assert idealised.idealisations == ["copied-feedback", "copied-interneurons", "teacher-free-copy"]
     assert local.idealisations == [] and local.circuit.interneurons == "learned"
-    assert bench.bench_config("bioleaf", "784-16-16-10", 30, 8) == idealised
+    assert trainers.bench_config("bioleaf", "784-16-16-10", 30, 8) == idealised
     with pytest.raises(UsageError, match="circuit must be idealised or local"):
-        bench.circuit_values("default")
+        trainers.circuit_values("default")
 
 
 def test_the_fully_local_circuit_is_read_from_the_fashion_mnist_local_preset(monkeypatch):
-    local = bench.circuit_values("local")
+    local = trainers.circuit_values("local")
     assert local["circuit.feedback"] == "learned" and "circuit.interneurons" not in local
-    assert bench.bench_config("bioleaf", "784-16-16-10", 10, 4, "local").idealisations == []
-    monkeypatch.setitem(PRESETS, bench.LOCAL_PRESET, {**PRESETS[bench.LOCAL_PRESET], "circuit.g_apical": 0.7})
-    assert bench.circuit_values("local") == {**local, "circuit.g_apical": 0.7}
-    assert bench.make_trainer("bioleaf_local", "784-16-16-10", 10, 4, torch.device("cpu")).cfg.circuit.g_apical == 0.7
+    assert trainers.bench_config("bioleaf", "784-16-16-10", 10, 4, "local").idealisations == []
+    monkeypatch.setitem(PRESETS, trainers.LOCAL_PRESET, {**PRESETS[trainers.LOCAL_PRESET], "circuit.g_apical": 0.7})
+    assert trainers.circuit_values("local") == {**local, "circuit.g_apical": 0.7}
+    assert trainers.make_trainer("bioleaf_local", "784-16-16-10", 10, 4, torch.device("cpu")).cfg.circuit.g_apical == 0.7
 
 
 @pytest.mark.parametrize("arch", ["64-64", "784-16-16-10"])
 def test_every_trainer_trains_a_batch_also_without_a_hidden_layer(arch):
     pytest.importorskip("snntorch")
     sizes = [int(n) for n in arch.split("-")]
-    xs, ys, source = bench.fixed_batches(arch, 4, 1, torch.Generator().manual_seed(0), torch.device("cpu"))
+    xs, ys, source = timing.fixed_batches(arch, 4, 1, torch.Generator().manual_seed(0), torch.device("cpu"))
     assert source == "uniform-noise" and xs[0].shape == (4, sizes[0])
-    for name in bench.TRAINERS:
-        stats = bench.make_trainer(name, arch, 12, 4, torch.device("cpu")).train_batch(
+    for name in trainers.TRAINERS:
+        stats = trainers.make_trainer(name, arch, 12, 4, torch.device("cpu")).train_batch(
             xs[0], ys[0], torch.Generator().manual_seed(1))
         assert stats.samples == 4 and math.isfinite(stats.loss_sum), name
 
@@ -210,10 +227,10 @@ def test_quick_scaling_through_the_cli_measures_every_trainer_and_writes_table_j
 
 def test_a_memory_probe_past_its_budget_reports_oom_and_leaves_the_limit_as_it_was():
     before = resource.getrlimit(resource.RLIMIT_AS)
-    result = bench.memory_probe("bptt", 50, "784-64-64-10", 32, 1, budget_mb=1)
+    result = memory.memory_probe("bptt", 50, "784-64-64-10", 32, 1, budget_mb=1)
     assert result["oom"] is True and "peak_mb" not in result
     assert resource.getrlimit(resource.RLIMIT_AS) == before
-    result = bench.memory_probe("bptt", 50, "784-64-64-10", 32, 1, budget_mb=1000)
+    result = memory.memory_probe("bptt", 50, "784-64-64-10", 32, 1, budget_mb=1000)
     assert result["oom"] is False and result["peak_mb"] > 1 and result["method"] in ("clear_refs", "sampling")
 
 
@@ -222,7 +239,7 @@ def test_scaling_probes_run_in_fresh_processes_and_one_past_its_budget_reports_o
     common = {"batches": 1, "seed": 0, "threads": 1, "device": "cpu"}
     specs = [{"rule": "snntorch", "steps": 5, "arch": "784-16-16-10", "batch": 4, "budget_mb": 4096.0, **common},
              {"rule": "bptt", "steps": 50, "arch": "784-64-64-10", "batch": 32, "budget_mb": 1.0, **common}]
-    fitted, past = bench.run_probes(specs, parallel=2, timeout_s=120)
+    fitted, past = probes.run_probes(specs, parallel=2, timeout_s=120)
     assert fitted["rule"] == "snntorch" and fitted["oom"] is False and fitted["peak_mb"] >= 0
     assert fitted["rss_before_mb"] > 50  # torch is loaded: a process of its own, not this one
     assert past["rule"] == "bptt" and past["oom"] is True
@@ -231,17 +248,17 @@ def test_scaling_probes_run_in_fresh_processes_and_one_past_its_budget_reports_o
 def test_trainers_out_of_memory_are_marked_oom_instead_of_failing_the_sweep(monkeypatch, tmp_path):
     """bptt's probe runs out of memory (it is then not timed), snnTorch runs out while it is timed."""
     pytest.importorskip("snntorch")
-    def probes(specs, **kwargs):
+    def bptt_out_of_memory(specs, **kwargs):
         return [{**spec, "oom": True} if spec["rule"] == "bptt" else {**spec, "oom": False, "peak_mb": 1.5}
                 for spec in specs]
-    monkeypatch.setattr(bench, "run_probes", probes)
+    monkeypatch.setattr(scaling, "run_probes", bptt_out_of_memory)
     calls = []
 
     def train_batch(self, images, labels, generator):
         calls.append(1)
         if len(calls) > 1:  # the warm-up batch fits, the first timed one does not
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-    monkeypatch.setattr(bench.SnnTorchTrainer, "train_batch", train_batch)
+    monkeypatch.setattr(twin.SnnTorchTrainer, "train_batch", train_batch)
     settings = scaling.ScalingSettings(widths=(8, 16), steps=(4,), batch_sizes=(2,), centre=(8, 4, 2), rounds=2)
     result = scaling.run_scaling(settings=settings, out=tmp_path)
     rows = {(r["value"], r["rule"]): r for r in result["rows"] if r["sweep"] == "width"}

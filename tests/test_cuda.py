@@ -15,7 +15,7 @@ import torch
 
 import bioleaf
 from bioleaf import cli
-from bioleaf.tools import bench
+from bioleaf.tools.bench.trainers import circuit_values
 from bioleaf.training import checkpoint as ckpt
 from bioleaf.api import configure
 from bioleaf.rules import make_rule
@@ -26,8 +26,8 @@ pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available()
 
 VARIANTS = {
     "bioleaf": {},  # the digits preset's circuit: learned interneurons, with their initial self-predicting phase
-    "bioleaf-local": bench.circuit_values("local"),
-    "bioleaf-idealised": {"steps": 30, **bench.circuit_values("idealised")},  # its target count 27 needs T >= 27
+    "bioleaf-local": circuit_values("local"),
+    "bioleaf-idealised": {"steps": 30, **circuit_values("idealised")},  # its target count 27 needs T >= 27
     "stbp": {"rule": "stbp"},
     "bptt": {"rule": "bptt"},
 }
@@ -96,7 +96,7 @@ def test_one_batch_of_the_microcircuit_computes_the_same_updates_on_the_gpu_as_o
     """In float64 and with the deterministic ``regular`` spike code no potential lands within rounding of the
     threshold on one device and not on the other, so every spike is the same and the updates (free-phase
     ``P``, ``Q`` and teacher-phase ``W`` for the local circuit) agree to float64 rounding."""
-    cfg = configure("digits", {"encoder": "regular", "steps": 30, **bench.circuit_values(circuit)})
+    cfg = configure("digits", {"encoder": "regular", "steps": 30, **circuit_values(circuit)})
     images, labels = digits.train_x[:64].double(), digits.train_y[:64]
     on_cpu, cpu_stats = _one_batch_changes(cfg, "cpu", images, labels)
     on_gpu, gpu_stats = _one_batch_changes(cfg, "cuda", images, labels)

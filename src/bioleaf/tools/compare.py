@@ -23,10 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from bioleaf.training.checkpoint import atomic_write_bytes
 from bioleaf.config import RULE_NAMES, TrainConfig
 from bioleaf.errors import DataError, UsageError
 from bioleaf.model.circuit import FEEDBACK_MODES
+from bioleaf.training.checkpoint import atomic_write_bytes
 
 COLUMNS = ["rule", "feedback", "idealisations", "seeds", "test_accuracy_mean", "test_accuracy_std", "best_epoch",
            "seconds_per_epoch", "samples_per_second", "peak_memory_mb"]
@@ -34,15 +34,20 @@ COLUMNS = ["rule", "feedback", "idealisations", "seeds", "test_accuracy_mean", "
 
 @dataclass(frozen=True)
 class Variant:
+    """One trained variant of the comparison: a rule, and for ``bioleaf`` its feedback."""
+
     rule: str
     feedback: str | None  # bioleaf only
 
     @property
     def label(self) -> str:
+        """The variant's name in tables, plots and run directories: ``rule`` or ``rule-feedback``."""
         return self.rule if self.feedback is None else f"{self.rule}-{self.feedback}"
 
 
 def parse_list(text: str, flag: str, allowed: tuple[str, ...] | None = None) -> list[str]:
+    """The items of the comma-separated ``text`` given to ``flag``, each one of ``allowed`` when given
+    (:class:`UsageError` otherwise, or for an empty list)."""
     items = [t.strip() for t in text.split(",") if t.strip()]
     bad = [t for t in items if allowed is not None and t not in allowed]
     if not items or bad:
@@ -52,6 +57,7 @@ def parse_list(text: str, flag: str, allowed: tuple[str, ...] | None = None) -> 
 
 
 def parse_seeds(text: str) -> list[int]:
+    """``--seeds``: distinct integers >= 0, comma-separated."""
     try:
         seeds = [int(s) for s in parse_list(text, "--seeds")]
     except ValueError:
@@ -62,6 +68,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def variants(rules: list[str], feedbacks: list[str]) -> list[Variant]:
+    """Every rule, ``bioleaf`` once per feedback."""
     out = []
     for rule in rules:
         out += [Variant(rule, fb) for fb in feedbacks] if rule == "bioleaf" else [Variant(rule, None)]
@@ -125,12 +132,15 @@ def _differences(found: dict, expected: dict, prefix: str = "") -> list[str]:
 
 
 def _train(train_args: list[str], v: Variant, seed: int, run_dir: Path, quiet: bool, prefix: bool = False) -> None:
+    """Train variant ``v`` with ``seed`` into ``run_dir`` in a ``bioleaf train`` subprocess, relaying its lines
+    (prefixed with the run's name when ``prefix``); :class:`DataError` with its last line if it fails."""
     cmd = [sys.executable, "-m", "bioleaf", "train", *train_args, "--rule", v.rule, "--seed", str(seed),
            "--out", str(run_dir), "--overwrite", "--no-progress"]
     if v.feedback is not None:
         cmd += ["--feedback", v.feedback]
     if not quiet:
-        print(f"compare: training {v.label} seed {seed} -> {run_dir}\n", end="", file=sys.stderr, flush=True)  # one write
+        # one write, so that the lines of runs at once do not interleave
+        print(f"compare: training {v.label} seed {seed} -> {run_dir}\n", end="", file=sys.stderr, flush=True)
     last = "(no message)"
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as child:
         for line in child.stdout:  # the run's epoch lines, relayed as they come
@@ -142,6 +152,7 @@ def _train(train_args: list[str], v: Variant, seed: int, run_dir: Path, quiet: b
 
 
 def _read_run(run_dir: Path) -> tuple[dict, list[dict]]:
+    """A finished run's ``summary.json`` and its ``metrics.jsonl`` rows."""
     try:
         summary = json.loads((run_dir / "summary.json").read_text())
         metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
@@ -151,6 +162,7 @@ def _read_run(run_dir: Path) -> tuple[dict, list[dict]]:
 
 
 def _row(v: Variant, results: list[tuple[dict, list[dict]]], idealisations: list[str]) -> dict:
+    """The table row of a variant (:data:`COLUMNS`), aggregated over the runs of its seeds."""
     accs = [s["test_accuracy"] for s, _ in results]
     return {"rule": v.rule, "feedback": v.feedback or "", "idealisations": " + ".join(idealisations) or "none",
             "seeds": len(results),
@@ -163,6 +175,7 @@ def _row(v: Variant, results: list[tuple[dict, list[dict]]], idealisations: list
 
 
 def _write_tables(rows: list[dict], cfg: TrainConfig, seeds: list[int], out: Path) -> None:
+    """``results.csv`` and ``results.md`` (the shared settings, then one line per variant) into ``out``."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -170,7 +183,8 @@ def _write_tables(rows: list[dict], cfg: TrainConfig, seeds: list[int], out: Pat
     atomic_write_bytes(out / "results.csv", buf.getvalue().encode())
     lines = [f"{cfg.dataset}, {cfg.arch}, T={cfg.steps}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
              f"{cfg.encoder} encoder, seeds {','.join(map(str, seeds))}", "",
-             "| rule | feedback | idealisations | test accuracy (mean ± std) | best epoch | s/epoch | samples/s | peak MB |",
+             "| rule | feedback | idealisations | test accuracy (mean ± std) | best epoch | s/epoch | samples/s "
+             "| peak MB |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['rule']} | {r['feedback'] or '-'} | {r['idealisations']} | "
@@ -181,6 +195,7 @@ def _write_tables(rows: list[dict], cfg: TrainConfig, seeds: list[int], out: Pat
 
 
 def _plot(runs: dict[Variant, list[tuple[dict, list[dict]]]], path: Path) -> None:
+    """Test accuracy per epoch of every variant: the mean over seeds, and a band from their min to max."""
     from bioleaf.tools.plots import plt, save_png
 
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -200,4 +215,5 @@ def _plot(runs: dict[Variant, list[tuple[dict, list[dict]]]], path: Path) -> Non
 
 
 def rules_and_feedbacks(rules: str, feedbacks: str) -> tuple[list[str], list[str]]:
+    """``--rules`` and ``--feedbacks``, parsed and checked against the known names."""
     return parse_list(rules, "--rules", RULE_NAMES), parse_list(feedbacks, "--feedbacks", FEEDBACK_MODES)

@@ -67,9 +67,12 @@ from pathlib import Path
 import numpy as np
 
 from bioleaf import __version__
-from bioleaf.training.checkpoint import atomic_write_bytes
+from bioleaf.config import TrainConfig
 from bioleaf.errors import DataError, UsageError
 from bioleaf.model.neurons import NeuronParams
+from bioleaf.rules import Rule
+from bioleaf.training.checkpoint import atomic_write_bytes
+from bioleaf.training.evaluate import load_model
 
 FORMATS = ("nir",)
 NIR_DT = 1e-4
@@ -90,10 +93,9 @@ def neuron_node_params(neuron: NeuronParams, n: int) -> dict[str, np.ndarray]:
     """The ``nir.CubaLIF`` parameters of a population of ``n`` bioleaf neurons (mapping above)."""
     tau_syn = euler_tau(neuron.lam)
     tau_mem = euler_tau(neuron.alpha)
-    full = lambda value: np.full(n, value, dtype=np.float64)  # noqa: E731
-    return {"tau_syn": full(tau_syn), "tau_mem": full(tau_mem), "r": full(tau_mem / NIR_DT),
-            "v_leak": full(0.0), "v_threshold": full(neuron.threshold), "v_reset": full(0.0),
-            "w_in": full(tau_syn / NIR_DT)}
+    values = {"tau_syn": tau_syn, "tau_mem": tau_mem, "r": tau_mem / NIR_DT, "v_leak": 0.0,
+              "v_threshold": neuron.threshold, "v_reset": 0.0, "w_in": tau_syn / NIR_DT}
+    return {name: np.full(n, value, dtype=np.float64) for name, value in values.items()}
 
 
 def build_graph(weights: list[np.ndarray], neuron: NeuronParams, metadata: dict | None = None):
@@ -114,7 +116,13 @@ def build_graph(weights: list[np.ndarray], neuron: NeuronParams, metadata: dict 
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=dict(metadata or {}))
 
 
+def portable_number(x: float) -> float | str:
+    """``x``, or ``"inf"`` for an infinite one: a number every reader of the graph's HDF5 metadata reads."""
+    return x if math.isfinite(x) else "inf"
+
+
 def _check_out(out: Path) -> None:
+    """:class:`UsageError` unless ``out`` can be a new file: not a directory, its directory present."""
     if out.is_dir():
         raise UsageError(f"--out {out}: is a directory (give a file name, e.g. {out / 'model.nir'})")
     if not out.parent.is_dir():
@@ -133,40 +141,52 @@ def export_run(run_dir: Path, fmt: str, out: Path) -> Path:
         raise UsageError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
     out = Path(out)
     _check_out(out)
-    try:
-        import nir
-    except ImportError:
-        raise UsageError("--format nir needs the 'nir' package (pip install nir)") from None
-
-    from bioleaf.training.evaluate import load_model
-
+    nir = _require_nir()
     run_dir = Path(run_dir)
     cfg, rule = load_model(run_dir)
-    neuron = cfg.neuron
-    model_file = run_dir / "model.safetensors"
-    if neuron.refractory > 0:
-        raise UsageError(f"--format nir: {model_file} uses a refractory period ({neuron.refractory} steps), "
-                         "which NIR cannot express; only models with --refractory 0 can be exported")
-    gains = [rule.g_basal] * (len(rule.weights) - 1) + [1.0]  # the hidden somata's basal coupling, folded in
-    weights = [(g * w).detach().cpu().float().numpy() for g, w in zip(gains, rule.weights)]
-    for l, w in enumerate(weights):
-        if not np.isfinite(w).all():
-            raise DataError(f"{model_file}: tensor 'W{l}' holds non-finite values")
-    finite = lambda x: x if math.isfinite(x) else "inf"  # noqa: E731  (HDF5 metadata stays portable)
-    metadata = {
-        "source": f"bioleaf {__version__}", "run": run_dir.resolve().name, "rule": cfg.rule,
-        "dataset": cfg.dataset, "arch": "-".join(str(n) for n in rule.sizes),
-        "dt": NIR_DT, "steps": cfg.steps, "dt_ms": neuron.dt, "tau_syn_ms": neuron.tau_syn,
-        "tau_mem_ms": finite(neuron.tau_mem), "threshold": neuron.threshold, "reset": "subtract",
-        "g_basal": rule.g_basal,
-        "encoder": cfg.encoder, "max_rate": cfg.max_rate,
-        "readout": "argmax of output spike counts over `steps` steps; ties -> highest final membrane potential",
-    }
-    graph = build_graph(weights, neuron, metadata)
+    weights = inference_weights(rule, cfg.neuron, run_dir / "model.safetensors")
     buf = io.BytesIO()
-    nir.write(buf, graph)
+    nir.write(buf, build_graph(weights, cfg.neuron, run_metadata(run_dir, cfg, rule)))
     try:
         atomic_write_bytes(out, buf.getvalue())
     except OSError as e:
         raise UsageError(f"--out {out}: cannot write ({e.strerror or e})") from None
     return out
+
+
+def _require_nir():
+    """The ``nir`` package, or :class:`UsageError` when it is missing."""
+    try:
+        import nir
+    except ImportError:
+        raise UsageError("--format nir needs the 'nir' package (pip install nir)") from None
+    return nir
+
+
+def inference_weights(rule: Rule, neuron: NeuronParams, model_file: Path) -> list[np.ndarray]:
+    """The weights of the exported graph: the rule's ``W[l]`` as float32 arrays, the hidden somata's basal
+    coupling ``g_B`` folded in. :class:`UsageError` for a neuron NIR cannot express (a refractory period),
+    :class:`DataError` for a non-finite weight of ``model_file``."""
+    if neuron.refractory > 0:
+        raise UsageError(f"--format nir: {model_file} uses a refractory period ({neuron.refractory} steps), "
+                         "which NIR cannot express; only models with --refractory 0 can be exported")
+    gains = [rule.g_basal] * (len(rule.weights) - 1) + [1.0]
+    weights = [(g * w).detach().cpu().float().numpy() for g, w in zip(gains, rule.weights)]
+    for l, w in enumerate(weights):
+        if not np.isfinite(w).all():
+            raise DataError(f"{model_file}: tensor 'W{l}' holds non-finite values")
+    return weights
+
+
+def run_metadata(run_dir: Path, cfg: TrainConfig, rule: Rule) -> dict:
+    """The graph's metadata: where it came from, the physical time constants, and how to read its output."""
+    neuron = cfg.neuron
+    return {
+        "source": f"bioleaf {__version__}", "run": run_dir.resolve().name, "rule": cfg.rule,
+        "dataset": cfg.dataset, "arch": "-".join(str(n) for n in rule.sizes),
+        "dt": NIR_DT, "steps": cfg.steps, "dt_ms": neuron.dt, "tau_syn_ms": neuron.tau_syn,
+        "tau_mem_ms": portable_number(neuron.tau_mem), "threshold": neuron.threshold, "reset": "subtract",
+        "g_basal": rule.g_basal,
+        "encoder": cfg.encoder, "max_rate": cfg.max_rate,
+        "readout": "argmax of output spike counts over `steps` steps; ties -> highest final membrane potential",
+    }

@@ -21,15 +21,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from bioleaf.training import checkpoint as ckpt  # noqa: E402
 from bioleaf.config import TrainConfig  # noqa: E402
 from bioleaf.data import load_dataset  # noqa: E402
 from bioleaf.errors import DataError  # noqa: E402
 from bioleaf.model.circuit import Plasticity, present  # noqa: E402
-from bioleaf.rules import make_rule  # noqa: E402
+from bioleaf.rules import Rule, make_rule  # noqa: E402
+from bioleaf.training import checkpoint as ckpt  # noqa: E402
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
+    """The rows of a run's ``metrics.jsonl``, one per epoch (:class:`DataError` if missing or unreadable)."""
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         raise DataError(f"{path}: missing (is {run_dir} a directory written by bioleaf train?)")
@@ -64,6 +65,7 @@ def save_png(fig, path: Path) -> Path:
 
 
 def _learning_curves(rows: list[dict], path: Path) -> Path:
+    """Train, validation and test accuracy per epoch (those every row has)."""
     fig, ax = plt.subplots(figsize=(5, 3.5))
     epochs = [r["epoch"] for r in rows]
     for key in ("train_accuracy", "val_accuracy", "test_accuracy"):
@@ -77,6 +79,8 @@ def _learning_curves(rows: list[dict], path: Path) -> Path:
 
 
 def _alignment(rows: list[dict], path: Path) -> Path:
+    """Per epoch: the angle of each layer's update to the ST-BP gradient, the self-prediction residual, and
+    the angle of each mirrored feedback matrix to its transposed forward weights."""
     fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(13, 3.5))
     epochs = [r["epoch"] for r in rows]
     for l in range(len(rows[0]["stbp_angle_deg"])):
@@ -102,34 +106,57 @@ def _alignment(rows: list[dict], path: Path) -> Path:
 
 
 def _activity(cfg: TrainConfig, sizes: list[int], tensors: dict, run_dir: Path, sample: int) -> list[Path]:
+    """``rasters.png`` and ``apical.png``: the test sample ``sample`` presented to the trained circuit."""
+    rule = _trained_rule(cfg, sizes, tensors, run_dir)
+    data = load_dataset(cfg.dataset, cfg.data_dir, limit=cfg.limit, val_fraction=cfg.val_fraction)
+    if not 0 <= sample < len(data.test_x):
+        raise DataError(f"--sample: expected 0..{len(data.test_x) - 1}, got {sample}")
+    x, label = data.test_x[sample:sample + 1], data.test_y[sample:sample + 1]
+    runs = _presentations(cfg, rule, x, cfg.targets.of(label, sizes[-1]))
+    title = f"spike rasters, test sample {sample} (label {int(label)}), teacher on"
+    return [_rasters(runs["teacher"], len(sizes) - 2, title, run_dir / "rasters.png"),
+            _apical(runs, len(sizes) - 2, run_dir / "apical.png")]
+
+
+def _trained_rule(cfg: TrainConfig, sizes: list[int], tensors: dict, run_dir: Path) -> Rule:
+    """The run's rule with the synapses of its checkpoint (``tensors``, checked against the rule's)."""
     rule = make_rule(cfg, sizes, torch.Generator().manual_seed(0), torch.device("cpu"))
     net = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
     ckpt.check_tensors(run_dir / "checkpoint.safetensors", net, rule.tensors())
     with torch.no_grad():
         for name, t in rule.tensors().items():
             t.copy_(net[name])
-    data = load_dataset(cfg.dataset, cfg.data_dir, limit=cfg.limit, val_fraction=cfg.val_fraction)
-    if not 0 <= sample < len(data.test_x):
-        raise DataError(f"--sample: expected 0..{len(data.test_x) - 1}, got {sample}")
-    x, label = data.test_x[sample:sample + 1], data.test_y[sample:sample + 1]
-    y = cfg.targets.of(label, sizes[-1])
+    return rule
+
+
+def _presentations(cfg: TrainConfig, rule: Rule, x: torch.Tensor, targets: torch.Tensor) -> dict[str, dict]:
+    """What the circuit recorded while ``x`` was presented without (``free``) and with (``teacher``) its teacher
+    nudging towards ``targets``, the same input spikes in both, nothing learned."""
     runs = {}
-    for name, targets in (("free", None), ("teacher", y)):
+    for name, nudge in (("free", None), ("teacher", targets)):
         gen = torch.Generator().manual_seed(cfg.seed + 3)
-        runs[name] = present(rule.circuit, rule.encoder.stream(x, cfg.steps, gen), targets, cfg.context, batch=1,
+        runs[name] = present(rule.circuit, rule.encoder.stream(x, cfg.steps, gen), nudge, cfg.context, batch=1,
                              learn=Plasticity(W=False), record=True).record
-    rec = {k: v[:, 0] for k, v in runs["teacher"].items()}
-    hidden = len(sizes) - 2
-    panels = ["input"] + [f"pyr{l}" for l in range(len(sizes) - 1)] + [f"inter{l}" for l in range(hidden)]
+    return runs
+
+
+def _rasters(record: dict, hidden: int, title: str, path: Path) -> Path:
+    """Spike rasters of the input, the pyramidal cells and the interneurons of one recorded presentation."""
+    rec = {k: v[:, 0] for k, v in record.items()}
+    panels = ["input"] + [f"pyr{l}" for l in range(hidden + 1)] + [f"inter{l}" for l in range(hidden)]
     fig, axes = plt.subplots(len(panels), 1, figsize=(7, 1.6 * len(panels)), sharex=True)
     for ax, key in zip(axes, panels):
         t, n = torch.nonzero(rec[key], as_tuple=True)
         ax.scatter(t.numpy(), n.numpy(), s=2, c="k")
         ax.set_ylim(-0.5, rec[key].shape[1] - 0.5)
         ax.set_ylabel(_panel_name(key, hidden), fontsize=8)
-    axes[0].set_title(f"spike rasters, test sample {sample} (label {int(label)}), teacher on")
+    axes[0].set_title(title)
     axes[-1].set_xlabel("time step")
-    paths = [save_png(fig, run_dir / "rasters.png")]
+    return save_png(fig, path)
+
+
+def _apical(runs: dict[str, dict], hidden: int, path: Path) -> Path:
+    """The apical potentials of the four most nudged cells of every hidden layer, without and with the teacher."""
     fig, axes = plt.subplots(1, hidden, figsize=(5 * hidden, 3.2), squeeze=False)
     for l, ax in enumerate(axes[0]):
         free, teach = runs["free"][f"apical{l}"][:, 0], runs["teacher"][f"apical{l}"][:, 0]
@@ -141,11 +168,11 @@ def _activity(cfg: TrainConfig, sizes: list[int], tensors: dict, run_dir: Path, 
         ax.set(xlabel="time step", ylabel="apical potential",
                title=f"hidden layer {l + 1}: dashed no teacher, solid teacher")
         ax.legend(fontsize=7)
-    paths.append(save_png(fig, run_dir / "apical.png"))
-    return paths
+    return save_png(fig, path)
 
 
 def _panel_name(key: str, hidden: int) -> str:
+    """The label of a raster panel: ``input``, ``pyramidal l``, ``output`` or ``interneurons l``."""
     if key == "input":
         return "input"
     l = int(key[-1])

@@ -6,18 +6,18 @@ batch 100): the hidden width ``W`` (784-W-W-10, 400 to 3,200 cells per hidden la
 ``T`` (20 to 500) and the batch. On a GPU a fourth point is the community benchmark's shape (the SNN
 library benchmarks of Open Neuromorphic): one Linear+LIF layer of 16,384 cells on 16,384 inputs,
 ``T = 500``, batch 16. Every point trains the four :data:`SCALING_TRAINERS`: BioLeaF with its fully
-local and with its idealised circuit (:func:`bioleaf.tools.bench.circuit_values`), our ``bptt`` and the
-snnTorch twin (:class:`bioleaf.tools.bench.SnnTorchTwin`), each from the same initial weights.
+local and with its idealised circuit (:func:`bioleaf.tools.bench.trainers.circuit_values`), our ``bptt`` and the
+snnTorch twin (:class:`bioleaf.tools.bench.twin.SnnTorchTwin`), each from the same initial weights.
 
 At every point, for every trainer:
 
-- **peak memory**: :func:`bioleaf.tools.bench.memory_probe`, one batch after the model is built: on a CPU the
+- **peak memory**: :func:`bioleaf.tools.bench.memory.memory_probe`, one batch after the model is built: on a CPU the
   growth of the peak resident set size, in a fresh process (in this one with ``--quick``), on a GPU the
   growth of torch's peak CUDA allocations. A trainer that runs out of memory is marked ``OOM``: on a CPU
-  its probe may add at most ``memory_budget_mb`` of address space (:func:`bioleaf.tools.bench.memory_cap`), on a
+  its probe may add at most ``memory_budget_mb`` of address space (:func:`bioleaf.tools.bench.memory.memory_cap`), on a
   GPU the device's memory is the limit;
 - **speed**: the trainers that fitted take turns batch by batch in this process
-  (:func:`bioleaf.tools.bench.time_interleaved`: ``warmup`` untimed rounds, then ``rounds`` timed ones);
+  (:func:`bioleaf.tools.bench.timing.time_interleaved`: ``warmup`` untimed rounds, then ``rounds`` timed ones);
   samples/s is the batch over the median batch time, and each speed is also given relative to
   snnTorch's in the same rotation. A trainer that runs out of memory here is marked ``OOM`` as well.
 
@@ -36,12 +36,17 @@ from pathlib import Path
 
 import torch
 
-from bioleaf.tools import bench
-from bioleaf.training.checkpoint import atomic_write_bytes, atomic_write_json
 from bioleaf.errors import UsageError, is_out_of_memory
+from bioleaf.tools.bench.probes import run_probes
+from bioleaf.tools.bench.report import machine
+from bioleaf.tools.bench.runtime import (bench_threads, quiet_scalar_warnings, release_cached, synchronizer,
+                                         torch_threads)
+from bioleaf.tools.bench.timing import fixed_batches, rotation_tasks, time_interleaved
+from bioleaf.tools.bench.trainers import make_trainer
+from bioleaf.training.checkpoint import atomic_write_bytes, atomic_write_json
 
 SCALING_TRAINERS = ("bioleaf_local", "bioleaf", "bptt", "snntorch")
-"""The trainers of every point (:data:`bioleaf.tools.bench.TRAINERS`: ``bioleaf`` is the idealised circuit)."""
+"""The trainers of every point (:data:`bioleaf.tools.bench.trainers.TRAINERS`: ``bioleaf`` is the idealised circuit)."""
 LABELS = {"bioleaf_local": "BioLeaF, fully local", "bioleaf": "BioLeaF, idealised", "bptt": "our bptt",
           "snntorch": "snnTorch BPTT"}
 DEFAULT_OUT = Path("runs/bench-scaling")
@@ -67,13 +72,17 @@ class ScalingSettings:
     probe_timeout_s: float = 900.0
     threads: int | None = 1  # torch threads of the timed rounds and of each probe (CPU)
 
+    def arch(self, width: int) -> str:
+        """The swept network with ``width`` cells per hidden layer: ``inputs-width-width-classes``."""
+        return f"{self.inputs}-{width}-{width}-{self.classes}"
+
 
 SCALING = ScalingSettings()
-"""The full sweep: on a 2-core CPU, one thread, about 5 minutes on an idle machine."""
+"""The full sweep, on one thread."""
 QUICK_SCALING = ScalingSettings(widths=(16, 32), steps=(5, 10), batch_sizes=(4, 8), centre=(16, 5, 4),
                                 community=("64-64", 10, 4), rounds=2, fresh_processes=False, probe_timeout_s=120.0)
-"""Tiny sizes, every probe in this process: a smoke test of the sweep in seconds (a fresh process pays ~2.5 s
-to import torch, 16 times)."""
+"""Tiny sizes, every probe in this process (a fresh process would first import torch, once per probe): a smoke
+test of the sweep."""
 
 
 @dataclass(frozen=True)
@@ -88,16 +97,16 @@ class Point:
 
     @property
     def shape(self) -> tuple[str, int, int]:
+        """What the trainers are measured on: ``(arch, steps, batch)``."""
         return self.arch, self.steps, self.batch
 
 
 def scaling_points(s: ScalingSettings, device: torch.device) -> list[Point]:
     """Every point of the sweeps, in order (the community point on a GPU only)."""
     width, steps, batch = s.centre
-    arch = lambda w: f"{s.inputs}-{w}-{w}-{s.classes}"  # noqa: E731
-    points = [Point("width", w, arch(w), steps, batch) for w in s.widths]
-    points += [Point("T", t, arch(width), t, batch) for t in s.steps]
-    points += [Point("batch", b, arch(width), steps, b) for b in s.batch_sizes]
+    points = [Point("width", w, s.arch(w), steps, batch) for w in s.widths]
+    points += [Point("T", t, s.arch(width), t, batch) for t in s.steps]
+    points += [Point("batch", b, s.arch(width), steps, b) for b in s.batch_sizes]
     if device.type == "cuda" and s.community is not None:
         community, t, b = s.community
         points.append(Point("community", int(community.split("-")[-1]), community, t, b))
@@ -109,9 +118,10 @@ def measure(shape: tuple[str, int, int], s: ScalingSettings, device: torch.devic
     (``None`` where it ran out of memory)."""
     arch, steps, batch = shape
     specs = [{"rule": name, "steps": steps, "arch": arch, "batch": batch, "batches": s.memory_batches, "seed": seed,
-              "threads": s.threads, "device": str(device), "budget_mb": s.memory_budget_mb} for name in SCALING_TRAINERS]
-    probes = {r["rule"]: r for r in bench.run_probes(specs, parallel=s.memory_parallel, timeout_s=s.probe_timeout_s,
-                                                     fresh=s.fresh_processes)}
+              "threads": s.threads, "device": str(device), "budget_mb": s.memory_budget_mb}
+             for name in SCALING_TRAINERS]
+    probes = {r["rule"]: r for r in run_probes(specs, parallel=s.memory_parallel, timeout_s=s.probe_timeout_s,
+                                               fresh=s.fresh_processes)}
     fitted = [name for name in SCALING_TRAINERS if not probes[name]["oom"]]
     speeds = timed_speeds(fitted, shape, s, device, seed)
     return {name: {"samples_per_s": speeds.get(name), "peak_mb": probes[name].get("peak_mb"),
@@ -127,19 +137,19 @@ def timed_speeds(names: list[str], shape: tuple[str, int, int], s: ScalingSettin
     trainers = {}
     for name in names:
         try:
-            trainers[name] = bench.make_trainer(name, arch, steps, batch, device, seed)
+            trainers[name] = make_trainer(name, arch, steps, batch, device, seed)
         except (RuntimeError, MemoryError) as e:
             if not is_out_of_memory(e):
                 raise
             oom.add(name)
     if not trainers:
         return dict.fromkeys(names)
-    xs, ys, _ = bench.fixed_batches(arch, batch, s.warmup + s.rounds, torch.Generator().manual_seed(seed + 1), device)
-    tasks = bench.rotation_tasks(trainers, xs, ys, seed, device, oom)
-    with bench.quiet_scalar_warnings(), bench.torch_threads(s.threads):
-        seconds = bench.time_interleaved(tasks, warmup=s.warmup, rounds=s.rounds, sync=bench.synchronizer(device))
+    xs, ys, _ = fixed_batches(arch, batch, s.warmup + s.rounds, torch.Generator().manual_seed(seed + 1), device)
+    tasks = rotation_tasks(trainers, xs, ys, seed, device, oom)
+    with quiet_scalar_warnings(), torch_threads(s.threads):
+        seconds = time_interleaved(tasks, warmup=s.warmup, rounds=s.rounds, sync=synchronizer(device))
     del trainers, tasks
-    bench.release_cached(device)
+    release_cached(device)
     return {name: None if name in oom else batch / statistics.median(seconds[name]) for name in names}
 
 
@@ -165,13 +175,13 @@ def run_scaling(device: torch.device = torch.device("cpu"), *, quick: bool = Fal
         if not 0 < budget_mb < float("inf"):
             raise UsageError(f"--memory-budget: expected a number of MB > 0, got {budget_mb}")
         s = dataclasses.replace(s, memory_budget_mb=budget_mb)
-    s = dataclasses.replace(s, threads=bench.bench_threads(s.threads))
+    s = dataclasses.replace(s, threads=bench_threads(s.threads))
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"--out {out}: cannot create directory ({e.strerror})") from None
-    where = bench.machine(device)
+    where = machine(device)
     t0 = time.perf_counter()
     points = scaling_points(s, device)
     measured: dict[tuple[str, int, int], dict[str, dict]] = {}
@@ -202,6 +212,7 @@ def _sweeps(rows: list[dict]) -> dict[str, list[dict]]:
 
 
 def _title(sweep: str, rows: list[dict]) -> str:
+    """The heading of a sweep's table and axis: what is swept, and the shape held while it is."""
     r = rows[0]
     sizes = r["arch"].split("-")
     held = {"width": f"{sizes[0]}-W-W-{sizes[-1]}, T={r['steps']}, batch {r['batch']}",
@@ -212,10 +223,12 @@ def _title(sweep: str, rows: list[dict]) -> str:
 
 
 def _number(x: float) -> str:
+    """Three significant digits, or a whole number from 100 on."""
     return f"{x:.3g}" if x < 100 else f"{x:.0f}"
 
 
 def _cell(row: dict, key: str) -> str:
+    """A table cell: the figure ``key`` of a row (a speed with its ratio to snnTorch's), ``OOM`` or ``-``."""
     if row[key] is None:
         return "OOM" if row["oom"] else "-"
     ratio = row["over_snntorch"] if key == "samples_per_s" and row["rule"] != "snntorch" else None

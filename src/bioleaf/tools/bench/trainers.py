@@ -1,0 +1,78 @@
+"""The trainers the bench times: BioLeaF with its idealised and its fully local circuit, our ``bptt`` with
+float32 and float64 gradient sums, and the snnTorch twin, each built from one seed.
+
+Every trainer has ``train_batch(images, labels, generator)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from bioleaf.config import TrainConfig, parse_arch
+from bioleaf.errors import UsageError
+from bioleaf.model.neurons import NeuronParams
+from bioleaf.presets import PRESETS
+from bioleaf.rules import Rule, make_rule
+from bioleaf.tools.bench.twin import TWIN_NEURON, SnnTorchTrainer
+
+LOCAL_PRESET = "fashion-mnist-local"
+"""The preset whose circuit is the bench's fully local one."""
+IDEALISED_PRESET = "fashion-mnist"
+"""The preset whose circuit is the bench's idealised one."""
+BIOLEAF_TRAINERS = {"bioleaf": "idealised", "bioleaf_local": "local"}
+"""The BioLeaF trainers of the bench and the circuit (:func:`circuit_values`) each one runs."""
+TRAINERS = (*BIOLEAF_TRAINERS, "bptt", "bptt_float64", "snntorch")
+"""Every trainer :func:`make_trainer` builds."""
+
+
+def circuit_values(circuit: str) -> dict[str, object]:
+    """The microcircuit settings of the two BioLeaF configurations the bench times (config field names),
+    named here and nowhere else. ``"idealised"``: the circuit of the ``fashion-mnist`` preset (copied
+    feedback, copied interneurons and the teacher-free copy: the equivalence configuration of the
+    circuit). ``"local"``: the fully local circuit of the ``fashion-mnist-local`` preset (learned
+    interneurons and feedback, errors against the circuit's own free phase: no idealisation)."""
+    if circuit not in ("idealised", "local"):
+        raise UsageError(f"bench: circuit must be idealised or local, got {circuit!r}")
+    name = IDEALISED_PRESET if circuit == "idealised" else LOCAL_PRESET
+    return {k: v for k, v in PRESETS[name].items() if k.startswith("circuit.")}
+
+
+def bench_config(rule: str, arch: str, steps: int, batch: int, circuit: str = "idealised") -> TrainConfig:
+    """The configuration each rule is benchmarked with: defaults, except the sizes, no initial
+    self-predicting phase, for ``bptt`` the leaky :data:`~bioleaf.tools.bench.twin.TWIN_NEURON`, and for
+    ``bioleaf`` the microcircuit ``circuit`` of :func:`circuit_values`."""
+    neuron = TWIN_NEURON if rule == "bptt" else NeuronParams()
+    cfg = TrainConfig(rule=rule, arch=arch, steps=steps, batch_size=batch, encoder="bernoulli",
+                      optimizer="adam", self_predict_batches=0, neuron=neuron)
+    values = circuit_values(circuit)
+    if len(parse_arch(arch)) == 2:  # a network without hidden layers has no apical coupling to set
+        values.pop("circuit.g_apical_layers", None)
+    cfg = cfg.with_values(values)
+    if cfg.targets.high > steps:  # a target count above T spikes cannot be reached
+        cfg = cfg.with_values({"targets.high": float(steps)})
+    return cfg.validate()
+
+
+def make_trainer(name: str, arch: str, steps: int, batch: int, device: torch.device,
+                 seed: int = 0) -> Rule | SnnTorchTrainer:
+    """The trainer ``name`` (one of :data:`TRAINERS`) on ``device``, its weights drawn from ``seed``: a
+    :class:`bioleaf.rules.Rule` with the :func:`bench_config` of its rule, or for ``snntorch`` a
+    :class:`~bioleaf.tools.bench.twin.SnnTorchTrainer` starting from the initial weights of ``bptt``."""
+    if name not in TRAINERS:
+        raise UsageError(f"bench: unknown trainer {name!r} (expected one of {', '.join(TRAINERS)})")
+    sizes = parse_arch(arch)
+    cfg = bench_config("bioleaf" if name in BIOLEAF_TRAINERS else "bptt", arch, steps, batch,
+                       BIOLEAF_TRAINERS.get(name, "idealised"))
+    if name == "bptt_float64":
+        cfg = replace(cfg, grad_sums="float64")
+    rule = make_rule(cfg, sizes, torch.Generator().manual_seed(seed), device)
+    return SnnTorchTrainer(cfg, sizes, rule.weights) if name == "snntorch" else rule
+
+
+def circuit_label(cfg: TrainConfig) -> str:
+    """The circuit of a BioLeaF configuration in words, with the idealisations it uses."""
+    c = cfg.circuit
+    return (f"{c.feedback} feedback, {c.interneurons} interneurons, {c.error_reference} error reference; "
+            f"idealisations: {', '.join(cfg.idealisations) or 'none'}")
