@@ -9,7 +9,7 @@ import torch
 from bioleaf.config import TrainConfig
 from bioleaf.data import load_dataset
 from bioleaf.tools.equivalence import agreement, spiking_updates
-from bioleaf.model.losses import CountTargets, target_counts
+from bioleaf.model.losses import CountTargets
 from bioleaf.model.circuit import Context, Plasticity, build_circuit, present
 from bioleaf.model.network import simulate
 

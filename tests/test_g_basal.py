@@ -14,7 +14,6 @@ import torch
 
 from bioleaf.cli import main
 from bioleaf.training.evaluate import evaluate_run, load_model
-from bioleaf.model.losses import target_counts
 from bioleaf.model.circuit import Plasticity, present
 from bioleaf.model.network import simulate
 

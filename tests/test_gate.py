@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from bioleaf.model import plasticity
 from bioleaf.config import TrainConfig
 from bioleaf.data import load_dataset
-from bioleaf.model.losses import target_counts
 from bioleaf.model.circuit import Context, Plasticity, build_circuit, present_phases
 
 

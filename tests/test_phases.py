@@ -6,8 +6,7 @@ import torch
 
 from bioleaf.config import TrainConfig
 from bioleaf.data import load_dataset
-from bioleaf.model.losses import target_counts
-from bioleaf.model.circuit.microcircuit import Plasticity, build_circuit, present, present_phases
+from bioleaf.model.circuit import Context, Plasticity, build_circuit, present, present_phases
 
 
 @pytest.mark.parametrize("feedback", ["random", "learned", "direct"])
@@ -17,8 +16,8 @@ def test_each_half_is_its_phase_alone(feedback):
                                      "circuit.feedback": feedback}).validate()
     circuit = build_circuit(cfg.sizes(64, 10), cfg.circuit, torch.Generator().manual_seed(0), cfg.init_scale)
     x = data.train_x[:48]
-    y = target_counts(data.train_y[:48], 10, cfg.circuit.target_high, cfg.circuit.target_low)
-    run = dict(batch=48, steps=cfg.steps, neuron=cfg.neuron, params=cfg.circuit)
+    y = cfg.targets.of(data.train_y[:48], 10)
+    run = dict(batch=48, ctx=Context(cfg.steps, cfg.neuron, cfg.circuit))
 
     def stream():
         return cfg.encoder_obj().stream(x, cfg.steps, torch.Generator().manual_seed(1))
@@ -52,12 +51,11 @@ def test_unnudged_layers_are_computed_once_for_both_phases(monkeypatch):
     for t in circuit.P + circuit.Q:  # interneurons that have learned something, so that Q and P products matter
         t.copy_(0.3 * torch.randn(t.shape, generator=torch.Generator().manual_seed(t.numel())))
     x, batch = data.train_x[:48], 48
-    y = target_counts(data.train_y[:48], 10, cfg.circuit.target_high, cfg.circuit.target_low)
+    y = cfg.targets.of(data.train_y[:48], 10)
 
     def both_phases():
         stream = cfg.encoder_obj().stream(x, cfg.steps, torch.Generator().manual_seed(1))
-        return present_phases(circuit, stream, y, batch=batch, steps=cfg.steps, neuron=cfg.neuron,
-                              params=cfg.circuit, lateral=Plasticity(W=False, P=True, Q=True),
+        return present_phases(circuit, stream, y, cfg.context, batch=batch, lateral=Plasticity(W=False, P=True, Q=True),
                               learn=Plasticity(W=True, B=True))
 
     shared, shared_flops = both_phases(), counted_flops(both_phases)
@@ -74,7 +72,7 @@ def test_unnudged_layers_are_computed_once_for_both_phases(monkeypatch):
 
 
 def test_identical_copies_run_up_to_the_lowest_nudged_layer():
-    from bioleaf.model.circuit.phase import identical_copies
+    from bioleaf.model.circuit.layout import identical_copies
 
     assert identical_copies([0.0, 0.5], 0, 2) == [2, 1]
     assert identical_copies([0.0, 0.0, 1.0], 0, 2) == [2, 2, 1]

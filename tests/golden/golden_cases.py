@@ -6,7 +6,6 @@ import torch
 
 from bioleaf.config import TrainConfig
 from bioleaf.data import load_dataset
-from bioleaf.model.losses import target_counts
 from bioleaf.model.circuit import Context, Plasticity, build_circuit, present, present_phases
 from bioleaf.rules import make_rule
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from bioleaf.model.backprop import stbp_gradients
-from bioleaf.model.losses import predict, spike_count_error, target_counts
+from bioleaf.model.losses import predict, spike_count_error
 from bioleaf.model.network import simulate
 from bioleaf.model.weights import uniform_init
 from bioleaf.rules.base import BatchStats, Rule
