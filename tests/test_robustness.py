@@ -49,6 +49,7 @@ from bioleaf.config import TRAIN_FLAGS, TrainConfig, flag_of
 from bioleaf.data import load_dataset
 from bioleaf.errors import UsageError
 from bioleaf.model.circuit import CircuitParams
+from bioleaf.model.losses import CountTargets
 from bioleaf.model.neurons import NeuronParams
 
 CKPT = "checkpoint.safetensors"
@@ -440,8 +441,9 @@ def test_divergence_before_any_checkpoint_says_so(tmp_path, capsys, monkeypatch)
 
 # ---------------------------------------------------------------------------- config fuzzing
 NESTED = {**{f"neuron.{n}": n for n in NeuronParams._fields},
-          **{f"circuit.{f.name}": f.name for f in dataclasses.fields(CircuitParams)}}
-TOP = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("neuron", "circuit")]
+          **{f"circuit.{f.name}": f.name for f in dataclasses.fields(CircuitParams)},
+          **{f"targets.{f.name}": f.name for f in dataclasses.fields(CountTargets)}}
+TOP = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("neuron", "circuit", "targets")]
 CHOICES = {"rule": ["bioleaf", "stbp", "bptt"], "dataset": ["digits", "mnist", "fashion-mnist"],
            "optimizer": ["adam", "sgd"], "surrogate": ["fast-sigmoid", "arctan"], "device": ["cpu", "cuda", "cuda:0"],
            "encoder": ["bernoulli", "regular", "latency"], "circuit.feedback": ["symmetric", "random", "learned"],
