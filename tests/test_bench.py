@@ -166,11 +166,11 @@ def test_matmul_replay_runs_the_listed_products():
 
 
 # --------------------------------------------------------------------------- the benchmarked circuits
-def test_the_idealised_circuit_is_the_fashion_mnist_preset_s_and_the_local_one_has_no_idealisation():
+def test_the_idealised_circuit_is_the_fashion_mnist_preset_s_and_the_local_one_copies_no_weight():
     idealised = trainers.bench_config("bioleaf", "784-16-16-10", 30, 8, "idealised")
     local = trainers.bench_config("bioleaf", "784-16-16-10", 30, 8, "local")
     assert idealised.idealisations == ["copied-feedback", "copied-interneurons", "teacher-free-copy"]
-    assert local.idealisations == [] and local.circuit.interneurons == "learned"
+    assert local.idealisations == ["replayed-input", "partner-count"] and local.circuit.interneurons == "learned"
     assert trainers.bench_config("bioleaf", "784-16-16-10", 30, 8) == idealised
     with pytest.raises(UsageError, match="circuit must be idealised or local"):
         trainers.circuit_values("default")
@@ -179,7 +179,8 @@ def test_the_idealised_circuit_is_the_fashion_mnist_preset_s_and_the_local_one_h
 def test_the_fully_local_circuit_is_read_from_the_fashion_mnist_local_preset(monkeypatch):
     local = trainers.circuit_values("local")
     assert local["circuit.feedback"] == "learned" and "circuit.interneurons" not in local
-    assert trainers.bench_config("bioleaf", "784-16-16-10", 10, 4, "local").idealisations == []
+    assert trainers.bench_config("bioleaf", "784-16-16-10", 10, 4, "local").idealisations == ["replayed-input",
+                                                                                        "partner-count"]
     monkeypatch.setitem(PRESETS, trainers.LOCAL_PRESET, {**PRESETS[trainers.LOCAL_PRESET], "circuit.g_apical": 0.7})
     assert trainers.circuit_values("local") == {**local, "circuit.g_apical": 0.7}
     assert trainers.make_trainer("bioleaf_local", "784-16-16-10", 10, 4, torch.device("cpu")).cfg.circuit.g_apical == 0.7

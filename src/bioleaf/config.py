@@ -58,6 +58,9 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
                           f"activity or a teacher-free copy run alongside: {', '.join(ERROR_REFERENCES)}"),
     "--nudge": ("circuit.nudge", str, "bioleaf teacher phases: one, or a second with the top hidden layer's "
                 f"coupling reversed, whose difference the lower layers learn from: {', '.join(NUDGES)}"),
+    "--upper-error": ("circuit.upper_error", str, "bioleaf error of W above the lowest hidden layer: apical, "
+                      "count-change (the cells' count change from the free phase) or auto (count-change with learned "
+                      "feedback)"),
     "--gate": ("circuit.gate", str, "bioleaf plasticity gate of hidden cells, read from their own count: fired "
                "([n > 0]) or headroom ([n > 0] (1 - n/T), closing at the count cap)"),
     "--g-basal": ("circuit.g_basal", float, "bioleaf basal -> soma coupling"),
@@ -68,8 +71,8 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
     "--target-high": ("targets.high", float, "target spike count of the labelled output"),
     "--target-low": ("targets.low", float, "target spike count of the other outputs"),
     "--lr-interneuron": ("lr_interneuron", float, "bioleaf learning rate of P and Q"),
-    "--feedback-decay": ("feedback_decay", float, "bioleaf learned feedback: decay rate of B and of its mirror "
-                         "W of the layer above (each step both shrink by 1 - lr * rate)"),
+    "--feedback-decay": ("feedback_decay", float, "bioleaf count-change error (learned feedback): decay rate of W "
+                         "above the lowest hidden layer and of its mirror B (each step both shrink by 1 - lr * rate)"),
     "--self-predict-batches": ("self_predict_batches", int, "bioleaf teacher-free batches before learning"),
     "--surrogate": ("surrogate", str, f"bptt surrogate gradient: {', '.join(SURROGATES)}"),
     "--surrogate-slope": ("surrogate_slope", float, "bptt surrogate slope"),
@@ -221,7 +224,7 @@ class TrainConfig:
             self.lr_multipliers(n_layers)
         if n_layers is not None:
             self.circuit.validate_depth(n_layers - 1)
-        if self.rule == "bioleaf" and self.circuit.feedback == "learned":
+        if self.rule == "bioleaf" and self.circuit.reads_count_change():
             self._validate_feedback_decay(n_layers)
         return self
 
@@ -276,7 +279,7 @@ class TrainConfig:
         refractory = self.neuron.refractory
         if not _is_int(refractory) or not 0 <= refractory <= 100_000:
             raise UsageError(f"--refractory: expected an integer in 0..100000 (steps), got {refractory!r}")
-        for name in ("feedback", "interneurons", "error_reference", "g_apical_layers", "nudge", "gate"):
+        for name in ("feedback", "interneurons", "error_reference", "g_apical_layers", "nudge", "gate", "upper_error"):
             value = getattr(self.circuit, name)
             if not isinstance(value, str):
                 raise UsageError(f"{flag_of('circuit.' + name)}: expected text, got {value!r}")

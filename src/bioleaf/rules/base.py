@@ -55,6 +55,8 @@ class Rule:
         self.optimizer: torch.optim.Optimizer | None = None
         self.shard: slice | None = None
         self.reduce: Reducer = no_reduce
+        # sees every batch's summed changes and their scale before the optimiser step (bioleaf.tools.locality)
+        self.change_observer: Callable[[dict[str, torch.Tensor], float], None] | None = None
 
     @property
     def weights(self) -> list[torch.Tensor]:
@@ -122,6 +124,8 @@ class Rule:
         float64), write ``-scale * change`` into each named tensor's ``.grad`` (in the tensor's dtype)
         and take one optimiser step."""
         self.reduce(list(changes.values()))
+        if self.change_observer is not None:
+            self.change_observer(changes, scale)
         tensors = self.tensors()
         for name, change in changes.items():
             tensors[name].grad = (-scale * change).to(tensors[name].dtype)

@@ -52,6 +52,7 @@ class BioleafRule(Rule):
             groups += [{"params": [b], "lr": lr} for b, lr in zip(self.circuit.B, lrs[1:])]
         self.optimizer = self.make_optimizer(groups)
         self.has_free_phase = self.lateral.P or self.learning.B
+        self.decays_upper = hidden and p.reads_count_change()  # W above the lowest hidden layer decays
         self.self_predict_left = torch.tensor(cfg.self_predict_batches if self.has_free_phase else 0)
         self.last_apical_residual: list[float] = []
         self.observer: Observer | None = None  # sees every soma of every presentation (bioleaf.tools.locality)
@@ -85,17 +86,19 @@ class BioleafRule(Rule):
 
     def _apply(self, updates, batch):
         self.apply_changes(updates, 1.0 / batch)
-        if self.learning.B and any(k.startswith("B") for k in updates):
-            self._decay_mirrors()
+        if self.decays_upper and any(k.startswith("W") for k in updates):
+            self._decay_upper_layers()
         self.circuit.sync_ideal(self.cfg.circuit)
 
-    def _decay_mirrors(self):
-        r"""Learned feedback's decay: ``B_l`` and its mirror :math:`W_{l+1}` shrink by the same factor
-        :math:`1 - \eta_{l+1} \lambda_B` (``feedback_decay``, at :math:`W_{l+1}`'s current learning rate) after
-        every step, so the part of :math:`B_l - W_{l+1}^\top` their equal increments leave decays too."""
+    def _decay_upper_layers(self):
+        r"""The decay of the layers whose ``W`` reads the count change: :math:`W_{l+1}` (and, with learned feedback,
+        its mirror ``B_l``) shrinks by :math:`1 - \eta_{l+1} \lambda_B` (``feedback_decay``, at :math:`W_{l+1}`'s
+        current learning rate) after every teacher step, so the part of :math:`B_l - W_{l+1}^\top` the equal
+        increments of a learned pair leave decays too."""
         for b, w, group in zip(self.circuit.B, self.circuit.W[1:], self.optimizer.param_groups[1:]):
             factor = 1.0 - group["lr"] * self.cfg.feedback_decay
-            b.mul_(factor)
+            if self.learning.B:
+                b.mul_(factor)
             w.mul_(factor)
 
     def self_predict(self, images, generator) -> list[float]:

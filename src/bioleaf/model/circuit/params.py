@@ -18,11 +18,16 @@ FEEDBACK_MODES = ("symmetric", "random", "learned", "direct")
 INTERNEURON_MODES = ("learned", "ideal")
 ERROR_REFERENCES = ("nudged", "free")
 NUDGES = ("one-sided", "two-sided")
-IDEALISATIONS = ("copied-feedback", "copied-interneurons", "teacher-free-copy")
-"""The switches that break the locality contract on purpose, to build the special circumstance in which
-BioLeaF equals ST-BP: feedback ``B`` copied from ``W_{l+1}^T`` (``--feedback symmetric``), interneuron
-synapses copied from the layer above (``--interneurons ideal``: ``P = W_{l+1}``, ``Q = -B``) and a
-teacher-free shadow copy of the network run beside the teacher phase (``--error-reference free``)."""
+UPPER_ERRORS = ("auto", "apical", "count-change")
+IDEALISATIONS = ("copied-feedback", "copied-interneurons", "teacher-free-copy", "replayed-input", "partner-count")
+"""The assumptions a brain could not meet, each a label of every run that makes it: feedback ``B`` copied from
+``W_{l+1}^T`` (``--feedback symmetric``); interneuron synapses copied from the layer above (``--interneurons
+ideal``: ``P = W_{l+1}``, ``Q = -B``); a teacher-free shadow copy of the network run beside the teacher phase
+(``--error-reference free``); a free phase run as a second copy of the network beside the teacher phase on the
+identical input spikes, whose activity the teacher phase's rules read (learned interneurons or learned
+feedback); the interneurons' ``P`` rule reading its partner cell's spike count directly instead of through a
+simulated nudging synapse (learned interneurons). The first three build the special circumstance in which
+BioLeaF equals ST-BP."""
 
 
 def _valid_multiplier(m: float) -> bool:
@@ -44,6 +49,7 @@ class CircuitParams:
     error_reference: str = "nudged"  # free: errors against a teacher-free copy run alongside (ideal interneurons)
     nudge: str = "one-sided"  # two-sided: a second teacher phase with the top hidden coupling reversed (free)
     gate: str = "fired"  # hidden cells' bottom-up plasticity gate: fired [n > 0], headroom [n > 0] (1 - n / T)
+    upper_error: str = "auto"  # what W above the lowest hidden layer reads: apical, count-change, auto (learned: count)
 
     def validate(self) -> "CircuitParams":
         """Raise :class:`UsageError` for values that cannot give a working circuit."""
@@ -62,7 +68,8 @@ class CircuitParams:
         """Each mode one of its choices, and the combinations that can be built."""
         choices = [("--feedback", self.feedback, FEEDBACK_MODES), ("--interneurons", self.interneurons,
                    INTERNEURON_MODES), ("--error-reference", self.error_reference, ERROR_REFERENCES),
-                   ("--nudge", self.nudge, NUDGES), ("--gate", self.gate, plasticity.GATES)]
+                   ("--nudge", self.nudge, NUDGES), ("--gate", self.gate, plasticity.GATES),
+                   ("--upper-error", self.upper_error, UPPER_ERRORS)]
         for flag, value, allowed in choices:
             if value not in allowed:
                 raise UsageError(f"{flag}: expected one of {', '.join(allowed)}, got {value!r}")
@@ -74,13 +81,26 @@ class CircuitParams:
                              "measure errors in their own free phase)")
         if self.nudge == "two-sided" and self.error_reference != "free":
             raise UsageError("--nudge two-sided: needs --error-reference free (and so --interneurons ideal)")
+        if self.upper_error == "apical" and self.feedback == "learned":
+            raise UsageError("--upper-error apical/--feedback learned: learned feedback takes the increments of W read "
+                             "from the count change (use --upper-error count-change or auto)")
+        if self.upper_error == "count-change" and self.interneurons != "learned":
+            raise UsageError("--upper-error count-change/--interneurons: the count change is read against a free phase, "
+                             "which only --interneurons learned runs")
 
     def validate_depth(self, n_hidden: int) -> None:
         """The checks that need the number of hidden layers (:class:`UsageError` naming the flags)."""
         couplings = self.apical_couplings(n_hidden)
-        if self.feedback == "learned" and 0 in couplings[1:]:
-            raise UsageError("--feedback learned: needs every hidden layer above the lowest nudged (its cells' count "
-                             "change is the error its mirror B reads); check --g-apical and --g-apical-layers")
+        if self.reads_count_change() and 0 in couplings[1:]:
+            raise UsageError(f"--{'feedback learned' if self.feedback == 'learned' else 'upper-error count-change'}: "
+                             "needs every hidden layer above the lowest nudged (its cells' count change is the error "
+                             "their W reads); check --g-apical and --g-apical-layers")
+
+    def reads_count_change(self) -> bool:
+        """Whether ``W`` of every layer above the lowest hidden one reads the change of its cells' counts from the
+        free phase (:func:`bioleaf.model.plasticity.count_change_error`) instead of their apical potential: with
+        ``--upper-error count-change``, and by default with learned feedback (whose ``B`` reads the same change)."""
+        return self.upper_error == "count-change" or (self.upper_error == "auto" and self.feedback == "learned")
 
     def feedback_sources(self, n_layers: int) -> list[int]:
         """The layer whose pyramidal cells send each hidden layer's top-down ``B``: the layer above, or the
@@ -90,7 +110,9 @@ class CircuitParams:
 
     def idealisations(self) -> list[str]:
         """The :data:`IDEALISATIONS` this circuit uses (empty: local learning only)."""
-        used = [self.feedback == "symmetric", self.interneurons == "ideal", self.error_reference == "free"]
+        free_phase = self.interneurons == "learned" or self.feedback == "learned"
+        used = [self.feedback == "symmetric", self.interneurons == "ideal", self.error_reference == "free", free_phase,
+                self.interneurons == "learned"]
         return [name for name, on in zip(IDEALISATIONS, used) if on]
 
     def layer_multipliers(self, n_hidden: int | None = None) -> list[float]:

@@ -159,8 +159,9 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
     baseline, learned feedback) need :func:`present_phases`.
     """
     params = ctx.params
-    if params.feedback == "learned" and circuit.B and targets is not None and (learn.W or learn.B):
-        raise ValueError("learned feedback reads the free phase's counts: present the two phases with present_phases")
+    if params.reads_count_change() and circuit.B and targets is not None and (learn.W or learn.B):
+        raise ValueError("the count-change error reads the free phase's counts: present the two phases with "
+                         "present_phases")
     teacher = None if targets is None else Teacher.of(targets * (ctx.neuron.threshold / ctx.steps),
                                                       params.teacher_strength)
     run = circuit_copies(circuit, ctx, teacher, batch, learn)
@@ -266,7 +267,7 @@ def plastic_updates(circuit: Microcircuit, run: Copies, errors: list[torch.Tenso
     pre_sums, gates = sums.X, run.main.state.pyr
     if run.shadow is not None:
         pre_sums, gates = sums.X[:1] + run.shadow.sums.X, run.shadow.state.pyr
-    mirrored = ctx.params.feedback == "learned" and free_phase is not None
+    mirrored = ctx.params.reads_count_change() and free_phase is not None
     changes = count_changes(run, free_phase) if mirrored and taught else {}
     baseline = None if free_phase is None else free_phase.apical
     updates: dict[str, torch.Tensor] = {}

@@ -1,6 +1,7 @@
 """The recording interface of a presentation: what an :class:`Observer` sees of every step.
 
 A presentation or a forward pass handed an observer calls, for every soma of every copy in every step,
+:meth:`Observer.current` (the somatic current the soma integrates: its own unless the observer perturbs it),
 :meth:`Observer.spike_fn` (which spike function that soma fires by: the copy's own unless the observer holds
 its spikes) and :meth:`Observer.soma` (its somatic current and spikes), and, after every step, :meth:`Observer.step`
 with the input spikes and the main copy's :class:`~bioleaf.model.circuit.state.StepSignals`. :class:`Recorder`
@@ -29,6 +30,10 @@ class Population(NamedTuple):
 
 class Observer:
     """Sees every step of a presentation; each method does nothing here, a subclass overrides what it needs."""
+
+    def current(self, population: Population, current: torch.Tensor) -> torch.Tensor:
+        """The somatic current ``population`` integrates in this step (``current``: its own)."""
+        return current
 
     def spike_fn(self, population: Population, default: SpikeFn) -> SpikeFn:
         """The spike function ``population`` fires by in this step (``default``: the copy's own)."""

@@ -108,11 +108,12 @@ def output_layer_step(spec: CopySpec, pre: torch.Tensor, basal: torch.Tensor, pr
 
 def fire(spec: CopySpec, kind: str, layer: int, current: torch.Tensor, state: IFState,
          observer: Observer | None) -> tuple[torch.Tensor, IFState]:
-    """One population's soma (:func:`bioleaf.model.neurons.if_step`) by the copy's spike function, or by the one the
-    ``observer`` chooses, which then sees the current and the spikes."""
+    """One population's soma (:func:`bioleaf.model.neurons.if_step`) by the copy's spike function, or through the
+    ``observer``, which may perturb the current and choose the spike function, and then sees both."""
     if observer is None:
         return if_step(current, state, spec.neuron, spec.spike_fn)
     population = Population(spec.name, kind, layer)
+    current = observer.current(population, current)
     spikes, state = if_step(current, state, spec.neuron, observer.spike_fn(population, spec.spike_fn))
     observer.soma(population, current, spikes)
     return spikes, state

@@ -1,0 +1,103 @@
+"""The locality contract of SPEC as sets, and the idealisations as the exact dependencies each one excuses.
+
+A measured dependency is named by what was perturbed: a synapse (``W1``), a population's spikes and somatic
+current, and with them its counts and potentials (``activity:free:pyr2``: ``free``/``teacher`` are the two
+halves of stacked copies, ``circuit`` a population of one copy or shared by both, ``shadow`` the teacher-free
+copy), the labels (``labels``), the
+other samples of the batch (``other samples``), state a step left behind (``state:W0.exp_avg``: the
+optimiser state of ``W0``) or any other tensor the rule holds (``tensor:NAME``). An *item* is a population's
+input (``circuit:pyr1``) or a synapse's change (``change:W0``).
+
+The contract: a population's input may depend on the synapses onto it and the populations they come from
+(and, at the output cells, the labels, through the teacher current); a synapse's change may depend on the
+synapses onto its postsynaptic cell, the populations they come from, that cell itself, its own optimiser
+state (and, at the output cells, the labels). Nothing may depend on another sample or on a tensor that is
+not a registered synapse.
+"""
+
+from __future__ import annotations
+
+import re
+
+LABELS, OTHER_SAMPLES = "labels", "other samples"
+ACTIVITY, STATE, TENSOR = "activity:", "state:", "tensor:"
+COPIES_OF_ONE_CIRCUIT = ("free", "teacher", "reversed", "circuit")  # the circuit's own phases
+
+
+def population_of(label: str) -> tuple[str, str, int]:
+    """``"free:pyr2"`` -> ``("free", "pyr", 2)``."""
+    copy, kind, layer = re.fullmatch(r"([a-z]+):(pyr|inter)(\d+)", label).groups()
+    return copy, kind, int(layer)
+
+
+def onto(kind: str, layer: int, n_layers: int, sources: list[int]) -> tuple[set[str], set[str]]:
+    """The synapses onto a population and the populations (``pyr2``, ``inter0``) they come from; ``sources``: the
+    layer each hidden layer's ``B`` comes from."""
+    if kind == "inter":
+        return {f"P{layer}"}, {f"pyr{layer}"}
+    below = {f"pyr{layer - 1}"} if layer > 0 else set()
+    if layer == n_layers - 1:
+        return {f"W{layer}"}, below
+    return {f"W{layer}", f"B{layer}", f"Q{layer}"}, below | {f"pyr{sources[layer]}", f"inter{layer}"}
+
+
+def postsynaptic(synapse: str) -> tuple[str, int]:
+    """The population a synapse ends on: ``W``, ``B``, ``Q`` of layer ``l`` on its pyramidal cells, ``P`` on its
+    interneurons."""
+    layer = int(synapse[1:])
+    return ("inter" if synapse[0] == "P" else "pyr"), layer
+
+
+def change_copy(synapse: str) -> str:
+    """The half of stacked copies a synapse's change is computed in: the free phase for ``P``, ``Q``, the teacher
+    phase for ``W``, ``B``."""
+    return "free" if synapse[0] in "PQ" else "teacher"
+
+
+def same_cells(copy: str, other: str) -> bool:
+    """Whether two copies' populations may exchange signals: the same copy, or a population of one copy's rows."""
+    if "shadow" in (copy, other):
+        return copy == other
+    return copy == other or "circuit" in (copy, other)
+
+
+def allowed(item: str, dep: str, n_layers: int, sources: list[int]) -> bool:
+    """Whether ``item`` may depend on ``dep`` under the contract."""
+    if item.startswith("change:"):
+        synapse = item[len("change:"):]
+        kind, layer = postsynaptic(synapse)
+        copy, own = change_copy(synapse), f"{kind}{layer}"
+        if dep.startswith(STATE):
+            return dep[len(STATE):].split(".")[0] == synapse
+    else:
+        copy, kind, layer = population_of(item)
+        own = f"{kind}{layer}"
+    output = kind == "pyr" and layer == n_layers - 1
+    synapses, populations = onto(kind, layer, n_layers, sources)
+    if dep == LABELS:
+        return output
+    if dep.startswith(ACTIVITY):
+        dep_copy, dep_kind, dep_layer = population_of(dep[len(ACTIVITY):])
+        return same_cells(copy, dep_copy) and f"{dep_kind}{dep_layer}" in populations | {own}
+    return dep in synapses
+
+
+def explanations(item: str, dep: str, measured: dict[str, list[str]]) -> list[str]:
+    """The idealisations that would cause ``item`` to depend on ``dep`` (outside the contract), most specific first.
+    ``measured``: every synapse's measured dependencies (a copied synapse reads what its original reads)."""
+    shadow = ACTIVITY + "shadow:"
+    if item.startswith("shadow:") or dep.startswith(shadow):
+        return ["teacher-free-copy"]
+    if not item.startswith("change:"):
+        _, kind, layer = population_of(item)
+        return ["copied-interneurons"] if kind == "inter" and dep == f"W{layer + 1}" else []
+    synapse = item[len("change:"):]
+    layer, found = int(synapse[1:]), []
+    originals = {"B": [f"W{layer + 1}"], "P": [f"W{layer + 1}"], "Q": [f"B{layer}", f"W{layer + 1}"]}
+    if any(dep == original or dep in measured.get(original, []) for original in originals.get(synapse[0], [])):
+        found.append("copied-feedback" if synapse[0] == "B" else "copied-interneurons")
+    if synapse[0] in "WB" and dep.startswith(ACTIVITY + "free:"):
+        found.append("replayed-input")
+    if synapse[0] == "P" and dep.startswith(ACTIVITY) and population_of(dep[len(ACTIVITY):])[1:] == ("pyr", layer + 1):
+        found.append("partner-count")
+    return found
