@@ -7,7 +7,7 @@ local and idealised, and by its two backprop-trained twins: spike-train-level ba
 surrogate-gradient backprop through time (BPTT). The learning curves come first, then the angle
 between the learned top-down feedback and the transposed bottom-up weights it never reads.
 
-The fully local circuits run their free phase and their teacher phase side by side on the same input
+The circuits without copied weights run their free phase and their teacher phase side by side on the same input
 spikes; the equivalence configuration copies its feedback and its interneurons from the layer above
 and reads its errors against a teacher-free copy of the network.
 

@@ -2,12 +2,12 @@
 Look inside the microcircuit
 ============================
 
-Train the fully local circuit (learned interneurons, feedback learned by Kolen-Pollack increments)
+Train the circuit without copied weights (learned interneurons, feedback learned by Kolen-Pollack increments)
 on the bundled 8x8 digits, then look at one presentation: the spikes of every population, the apical
 potentials of hidden cells without and with the teacher, and how close each layer's local update
 comes to the gradient of spike-train-level backprop (ST-BP).
 
-The fully local circuit runs its free phase and its teacher phase side by side on the same input
+The circuit without copied weights runs its free phase and its teacher phase side by side on the same input
 spikes; no weight is copied and no teacher-free shadow network runs.
 
 .. code-block:: bash

@@ -108,7 +108,7 @@ fi
 import json, sys
 r = json.load(open(sys.argv[1]))
 print(f"gpu_check: passed on {r['gpu']}: BioLeaF / snnTorch samples/s {r['bioleaf_over_snntorch']:.2f} (idealised), "
-      f"{r['bioleaf_local_over_snntorch']:.2f} (fully local); bptt / snnTorch {r['bptt_over_snntorch']:.2f}; "
+      f"{r['bioleaf_local_over_snntorch']:.2f} (fashion-mnist-local); bptt / snnTorch {r['bptt_over_snntorch']:.2f}; "
       f"memory T=100 / T=10: BioLeaF {r['bioleaf_memory_ratio_T100_T10']:.2f}, bptt {r['bptt_memory_ratio_T100_T10']:.2f}")
 EOF
 echo "gpu_check: $ran cuda tests passed; results in $OUT_DIR (bench.json, scaling/results.md, scaling/scaling.png)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up, then train the fully local BioLeaF circuit on Fashion-MNIST (or the bundled digits if it is
+# Set up, then train the fashion-mnist-local BioLeaF circuit (no copied weights) on Fashion-MNIST (or the bundled digits if it is
 # absent) with the preset behind docs/results.md, three seeds two at a time, and print the headline row of its table
 # (test accuracy mean +- std). Extra arguments go to `bioleaf compare` (e.g. --jobs 1, --seeds 0).
 set -euo pipefail

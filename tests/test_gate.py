@@ -27,7 +27,7 @@ def test_the_gates_on_every_count(steps, data):
 
 @pytest.fixture(scope="module")
 def teacher_phase():
-    """One teacher phase of the fully local circuit with fixed random feedback on one digit, strongly driven
+    """One teacher phase of the circuit without copied weights with fixed random feedback on one digit, strongly driven
     (init scale 4) so that some hidden cells fire at every step; per gate, the first hidden layer's update and
     its counts."""
     digits = load_dataset("digits")

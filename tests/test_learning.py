@@ -1,4 +1,4 @@
-"""Every rule learns the bundled digits well above chance (0.10) with its defaults, the fully local circuit with two
+"""Every rule learns the bundled digits well above chance (0.10) with its defaults, the circuit without copied weights with two
 hidden layers under the digits preset; a silent network is reported."""
 
 import json

@@ -2,7 +2,7 @@
 class of the contract (a synapse, another population's activity, a population's potential, the labels, the
 other samples of the batch, state carried to the next step, a tensor that is not a registered synapse), each
 making ``bioleaf check-locality`` exit 1 with one line that names the synapse and what it read; the unmutated
-fully local preset passes."""
+`fashion-mnist-local` preset passes."""
 
 from __future__ import annotations
 

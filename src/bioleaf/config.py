@@ -303,7 +303,7 @@ class TrainConfig:
     @property
     def idealisations(self) -> list[str]:
         """The idealisations this run's learning uses beyond the locality contract. For the microcircuit, its labelled
-        idealisations (:data:`bioleaf.model.circuit.params.IDEALISATIONS`; empty for a fully local circuit), or
+        idealisations (:data:`bioleaf.model.circuit.params.IDEALISATIONS`; empty for a circuit without copied weights), or
         ``["backprop"]`` for the BP twins (weight transport and a backward pass)."""
         return self.circuit.idealisations() if self.rule == "bioleaf" else ["backprop"]
 

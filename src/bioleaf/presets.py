@@ -18,10 +18,10 @@ for bioleaf, the lowest hidden layer's soma not nudged (docs/theory.md, section 
 
 _LOCAL = {**_FASHION, "circuit.feedback": "learned", "feedback_decay": 1.0, "circuit.g_apical": 0.5,
           "lr_interneuron": 3e-3}
-"""The fully local circuit (the main job of scripts/main.sh): learned interneurons, errors against the circuit's
+"""The circuit without copied weights (the main job of scripts/main.sh): learned interneurons, errors against the circuit's
 own free phase, feedback learned by Kolen-Pollack increments (plasticity.feedback_kolen_pollack), the nudged
 hidden soma at half the apical coupling and the interneurons learning at 3e-3 (docs/ablations.md,
-"What does each setting of the fully local preset buy?")."""
+"What does each setting of the `fashion-mnist-local` preset buy?")."""
 
 PRESETS: dict[str, dict[str, object]] = {
     # the bundled digits (docs/results.md, section 2): 5 epochs of batches of 16 under a cosine schedule, T=60 with
@@ -29,7 +29,7 @@ PRESETS: dict[str, dict[str, object]] = {
     "digits": {"dataset": "digits", "arch": "64-128-10", "epochs": 5, "batch_size": 16, "steps": 60, "threads": 1,
                "lr_schedule": "cosine", "targets.high": 48.0, "circuit.g_apical_layers": "0"},
     "fashion-mnist-local": _LOCAL,
-    # the fully local circuit with fixed random feedback: direct from the output cells to every hidden layer's
+    # the circuit without copied weights with fixed random feedback: direct from the output cells to every hidden layer's
     # apical dendrite (the DFA-style circuit), the hidden cells' plasticity gated by their headroom below the
     # count cap (plasticity.plasticity_gate; docs/ablations.md, "What does the headroom gate buy?")
     "fashion-mnist-local-direct": {**_LOCAL, "circuit.feedback": "direct", "circuit.gate": "headroom"},

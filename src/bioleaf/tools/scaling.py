@@ -47,7 +47,7 @@ from bioleaf.training.checkpoint import atomic_write_bytes, atomic_write_json
 
 SCALING_TRAINERS = ("bioleaf_local", "bioleaf", "bptt", "snntorch")
 """The trainers of every point (:data:`bioleaf.tools.bench.trainers.TRAINERS`: ``bioleaf`` is the idealised circuit)."""
-LABELS = {"bioleaf_local": "BioLeaF, fully local", "bioleaf": "BioLeaF, idealised", "bptt": "our bptt",
+LABELS = {"bioleaf_local": "BioLeaF, fashion-mnist-local", "bioleaf": "BioLeaF, idealised", "bptt": "our bptt",
           "snntorch": "snnTorch BPTT"}
 DEFAULT_OUT = Path("runs/bench-scaling")
 

@@ -7,7 +7,7 @@ Three measurements, in one run (``docs/bench_notes.md`` has the numbers and thei
     784-400-400-10, ``T = 20``, batch 100. The trainers take turns batch by batch, in a rotating order,
     and each speed is the batch size over the *median* batch time, so a CPU shared with other jobs biases
     all of them alike. Ratios of speeds: ``X_over_snntorch``, and ``bioleaf_local_over_bioleaf``, the
-    fully local circuit's over the idealised one's.
+    circuit without copied weights's over the idealised one's.
 (b) **Training memory** of ``bioleaf`` and ``bptt`` at ``T = 10, 50, 100`` on 784-800-800-10, batch 256:
     what training needs on top of the model and data. On a CPU every point runs in a fresh process that
     reads its own peak resident set size; on a GPU the probes run in this process and read torch's peak

@@ -60,7 +60,7 @@ def _circuits(trainers: dict) -> dict[str, object]:
 
 
 def _ratios(speed: dict[str, float]) -> dict[str, float]:
-    """BioLeaF's speed over bptt's, and the fully local circuit's over the idealised one's."""
+    """BioLeaF's speed over bptt's, and the circuit without copied weights's over the idealised one's."""
     return {"bioleaf_over_bptt": speed["bioleaf"] / speed["bptt"],
             "bioleaf_local_over_bioleaf": speed["bioleaf_local"] / speed["bioleaf"]}
 

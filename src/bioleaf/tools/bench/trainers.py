@@ -1,4 +1,4 @@
-"""The trainers the bench times: BioLeaF with its idealised and its fully local circuit, our ``bptt`` with
+"""The trainers the bench times: BioLeaF with its idealised and its circuit without copied weights, our ``bptt`` with
 float32 and float64 gradient sums, and the snnTorch twin, each built from one seed.
 
 Every trainer has ``train_batch(images, labels, generator)``.
@@ -18,7 +18,7 @@ from bioleaf.rules import Rule, make_rule
 from bioleaf.tools.bench.twin import TWIN_NEURON, SnnTorchTrainer
 
 LOCAL_PRESET = "fashion-mnist-local"
-"""The preset whose circuit is the bench's fully local one."""
+"""The preset whose circuit is the bench's fashion-mnist-local one."""
 IDEALISED_PRESET = "fashion-mnist"
 """The preset whose circuit is the bench's idealised one."""
 BIOLEAF_TRAINERS = {"bioleaf": "idealised", "bioleaf_local": "local"}
@@ -31,7 +31,7 @@ def circuit_values(circuit: str) -> dict[str, object]:
     """The microcircuit settings of the two BioLeaF configurations the bench times (config field names),
     named here and nowhere else. ``"idealised"``: the circuit of the ``fashion-mnist`` preset (copied
     feedback, copied interneurons and the teacher-free copy: the equivalence configuration of the
-    circuit). ``"local"``: the fully local circuit of the ``fashion-mnist-local`` preset (learned
+    circuit). ``"local"``: the circuit without copied weights of the ``fashion-mnist-local`` preset (learned
     interneurons and feedback, errors against the circuit's own free phase: no idealisation)."""
     if circuit not in ("idealised", "local"):
         raise UsageError(f"bench: circuit must be idealised or local, got {circuit!r}")
