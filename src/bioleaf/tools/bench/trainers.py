@@ -28,15 +28,15 @@ TRAINERS = (*BIOLEAF_TRAINERS, "bptt", "bptt_float64", "snntorch")
 
 
 def circuit_values(circuit: str) -> dict[str, object]:
-    """The microcircuit settings of the two BioLeaF configurations the bench times (config field names),
-    named here and nowhere else. ``"idealised"``: the circuit of the ``fashion-mnist`` preset (copied
+    """The microcircuit settings and target counts of the two BioLeaF configurations the bench times (config
+    field names), named here and nowhere else. ``"idealised"``: the circuit of the ``fashion-mnist`` preset (copied
     feedback, copied interneurons and the teacher-free copy: the equivalence configuration of the
     circuit). ``"local"``: the circuit without copied weights of the ``fashion-mnist-local`` preset (learned
-    interneurons and feedback, errors against the circuit's own free phase: no idealisation)."""
+    interneurons and feedback, errors against the circuit's own free phase)."""
     if circuit not in ("idealised", "local"):
         raise UsageError(f"bench: circuit must be idealised or local, got {circuit!r}")
     name = IDEALISED_PRESET if circuit == "idealised" else LOCAL_PRESET
-    return {k: v for k, v in PRESETS[name].items() if k.startswith("circuit.")}
+    return {k: v for k, v in PRESETS[name].items() if k.startswith(("circuit.", "targets."))}
 
 
 def bench_config(rule: str, arch: str, steps: int, batch: int, circuit: str = "idealised") -> TrainConfig:
