@@ -104,9 +104,35 @@ def test_direct_feedback_reaches_every_hidden_layer_from_the_output(digits):
 @pytest.mark.parametrize("flags, message", [
     (["--feedback", "direct", "--interneurons", "ideal"], "--feedback direct: needs --interneurons learned"),
     (["--feedback", "learned", "--g-apical-layers", "1,0"], "--feedback learned: needs every hidden layer above"),
+    (["--feedback", "learned", "--upper-error", "apical"], "--upper-error apical/--feedback learned:"),
+    (["--feedback", "random", "--interneurons", "ideal", "--upper-error", "count-change"],
+     "--upper-error count-change/--interneurons:"),
+    (["--feedback", "random", "--upper-error", "count-change", "--g-apical-layers", "1,0"],
+     "--upper-error count-change: needs every hidden layer above"),
+    (["--upper-error", "counts"], "--upper-error: expected one of auto, apical, count-change"),
 ])
 def test_incompatible_feedback_flags_fail_in_one_line(flags, message, run_cli, tmp_path):
     code, out, err = run_cli("train", "--dataset", "digits", "--arch", ARCH, "--epochs", "1", "--no-progress",
                              "--out", str(tmp_path / "run"), *flags)
     assert code == 2 and err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_count_change_error_with_fixed_feedback_changes_only_the_feedback(digits):
+    """``--upper-error count-change`` with fixed random feedback: the layers above the lowest hidden one read their
+    count change and decay as with learned feedback, ``B`` stays fixed; with learned feedback ``auto`` is that."""
+    x, labels = digits.train_x[:64], digits.train_y[:64]
+    learned = config(feedback="learned")
+    assert learned.circuit.reads_count_change() and not config(feedback="random").circuit.reads_count_change()
+    cfg = config(feedback="random", upper_error="count-change")
+    rule = make_rule(cfg, cfg.sizes(64, 10), torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert rule.decays_upper and not rule.learning.B
+    fixed = [b.clone() for b in rule.circuit.B]
+    plain = make_rule(config(feedback="random"), cfg.sizes(64, 10), torch.Generator().manual_seed(0),
+                      torch.device("cpu"))
+    for r in (rule, plain):
+        r.self_predict_left.zero_()
+        r.train_batch(x, labels, torch.Generator().manual_seed(1))
+    assert all(torch.equal(a, b) for a, b in zip(fixed, rule.circuit.B))  # fixed feedback stays fixed
+    assert torch.equal(rule.circuit.W[0], plain.circuit.W[0])  # the lowest hidden layer learns as before
+    assert not torch.equal(rule.circuit.W[1], plain.circuit.W[1])  # the upper layers learn another way
