@@ -44,7 +44,7 @@ def check_bench_result(result: dict, device: str) -> None:
         assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (key, value)
     assert result["quick"] is True and result["device"] == device
     assert result["bioleaf_circuit"].endswith("copied-feedback, copied-interneurons, teacher-free-copy")
-    assert result["bioleaf_local_circuit"].endswith("idealisations: none")
+    assert result["bioleaf_local_circuit"].endswith("idealisations: replayed-input, partner-count")
     # a free and a teacher phase with learned P, Q and B products: more arithmetic than the idealised batch
     assert result["bioleaf_local_gflop_per_batch"] > result["bioleaf_gflop_per_batch"]
     assert result["bioleaf_phases"] == 1 and result["bioleaf_local_phases"] == 2

@@ -24,8 +24,9 @@ def test_quick_compare_on_digits(run_cli, tmp_path):
     for r in rows:
         assert r["seeds"] == 2 and 0.0 <= r["test_accuracy_mean"] <= 1.0 and r["samples_per_second"] > 0
     # the default circuit has learned interneurons and a nudged reference: only its feedback can be copied
-    assert [r["idealisations"] for r in rows] == ["copied-feedback", "none", "backprop", "backprop"]
-    assert "| bioleaf | random | none |" in (tmp_path / "results.md").read_text()
+    local = "replayed-input + partner-count"
+    assert [r["idealisations"] for r in rows] == [f"copied-feedback + {local}", local, "backprop", "backprop"]
+    assert f"| bioleaf | random | {local} |" in (tmp_path / "results.md").read_text()
     for name in ("results.csv", "results.md", "learning_curves.png"):
         assert (tmp_path / name).stat().st_size > 0
     with open(tmp_path / "results.csv") as f:
