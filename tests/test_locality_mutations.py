@@ -24,7 +24,7 @@ def _outer(error: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
 
 @pytest.fixture
 def mutate(monkeypatch):
-    """Install a violation: ``extra(run, updates)`` adds to the updates a presentation computes."""
+    """Install a violation: ``extra(circuit, run, updates, free_phase)`` adds to the updates of a teacher phase."""
     original_updates, original_batch = presentation.plastic_updates, BioleafRule.train_batch
 
     def train_batch(self, images, labels, generator):
@@ -35,7 +35,7 @@ def mutate(monkeypatch):
         def plastic_updates(circuit, run, errors, learn, taught, free_phase, ctx):
             updates = original_updates(circuit, run, errors, learn, taught, free_phase, ctx)
             if taught and "W0" in updates:
-                extra(circuit, run, updates)
+                extra(circuit, run, updates, free_phase)
             return updates
         monkeypatch.setattr(presentation, "plastic_updates", plastic_updates)
         monkeypatch.setattr(BioleafRule, "train_batch", train_batch)
@@ -56,7 +56,7 @@ def test_the_unmutated_fully_local_preset_passes(run_cli):
 
 
 def test_feedback_reading_the_weights_above_is_caught(mutate, run_cli):
-    def extra(circuit, run, updates):
+    def extra(circuit, run, updates, free_phase):
         updates["B0"] = updates["B0"] + 1e-2 * circuit.W[1].T.double()
     mutate(extra)
     _fails_naming(run_cli, "B0", "W1")
@@ -65,7 +65,7 @@ def test_feedback_reading_the_weights_above_is_caught(mutate, run_cli):
 def test_a_hidden_update_reading_the_output_counts_is_caught(mutate, run_cli):
     readout = torch.randn(48, 10, generator=torch.Generator().manual_seed(0))  # not a synapse of the circuit
 
-    def extra(circuit, run, updates):
+    def extra(circuit, run, updates, free_phase):
         output_error = run.main.state.pyr[-1].count - 5.0
         updates["W0"] = updates["W0"] + 1e-3 * _outer(output_error @ readout.T, run.main.sums.X[0])
     mutate(extra)
@@ -73,7 +73,7 @@ def test_a_hidden_update_reading_the_output_counts_is_caught(mutate, run_cli):
 
 
 def test_a_hidden_update_reading_the_output_potentials_is_caught(mutate, run_cli):
-    def extra(circuit, run, updates):
+    def extra(circuit, run, updates, free_phase):
         v = run.main.state.pyr[-1].v
         updates["W0"] = updates["W0"] + 1e-3 * _outer(v.sum(1, keepdim=True).expand(-1, 48), run.main.sums.X[0])
     mutate(extra)
@@ -81,7 +81,7 @@ def test_a_hidden_update_reading_the_output_potentials_is_caught(mutate, run_cli
 
 
 def test_a_hidden_update_reading_the_labels_is_caught(mutate, run_cli):
-    def extra(circuit, run, updates):
+    def extra(circuit, run, updates, free_phase):
         labels = SEEN["labels"].float().view(-1, 1).expand(-1, 48)
         updates["W0"] = updates["W0"] + 1e-3 * _outer(labels, run.main.sums.X[0][-labels.shape[0]:])
     mutate(extra)
@@ -120,8 +120,18 @@ def test_an_unregistered_matrix_held_by_the_rule_is_caught(mutate, monkeypatch, 
         self.readout = torch.randn(48, 64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     monkeypatch.setattr(BioleafRule, "__init__", init)
 
-    def extra(circuit, run, updates):
+    def extra(circuit, run, updates, free_phase):
         x = run.main.sums.X[0].double()
         updates["W0"] = updates["W0"] + 1e-3 * _outer(x @ SEEN["rule"].readout.T, x)
     mutate(extra)
     _fails_naming(run_cli, "W0", "tensor:readout")
+
+
+def test_a_hidden_update_reading_the_free_phase_of_the_output_is_caught(mutate, run_cli):
+    """The replayed input excuses a cell reading its own free phase, not the free phase of cells it has no synapse
+    from."""
+    def extra(circuit, run, updates, free_phase):
+        output_free = free_phase.counts[-1].sum(1, keepdim=True).expand(-1, 48)
+        updates["W0"] = updates["W0"] + 1e-3 * _outer(output_free, run.main.sums.X[0][-output_free.shape[0]:])
+    mutate(extra)
+    _fails_naming(run_cli, "W0", "activity:free:pyr2")

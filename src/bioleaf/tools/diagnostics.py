@@ -27,4 +27,4 @@ def circuit_diagnostics(rule: Rule, images: torch.Tensor, labels: torch.Tensor) 
     angles = [math.degrees(math.acos(max(-1.0, min(1.0, row["cosine"])))) for row in agreement(updates, grads)]
     ratio = [free / taught if taught > 0 else math.nan for free, taught in zip(residual.free, residual.teacher)]
     return {"stbp_angle_deg": angles, "apical_residual": residual.free, "apical_residual_ratio": ratio,
-            "feedback_angle_deg": circuit.feedback_angles()}
+            "feedback_angle_deg": circuit.feedback_angles(rule.cfg.circuit.feedback_sources(len(circuit.W)))}

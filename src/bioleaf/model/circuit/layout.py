@@ -3,7 +3,7 @@
 Several copies of one batch can be simulated as one batch of more rows, stacked on each other, that differ
 only in the teacher's strength (the free and the teacher phase side by side). Every population below the
 lowest nudged hidden layer (apical coupling 0, or decoupled) then behaves identically in every copy: no
-top-down input reaches its somata, and its interneurons see only their own layer. Such a population is
+top-down input reaches its somata, and its interneurons see only inputs that every copy shares too. Such a population is
 simulated once, in one copy's rows, and so are the products leaving it; a signal is repeated for every copy
 where it reaches a population of all the rows (:func:`stacked`), or broadcast where it is combined
 element-wise with one (:func:`per_copy`): the same numbers, for ``1 / copies`` of the arithmetic.

@@ -159,6 +159,8 @@ def present(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Tensor | 
     baseline, learned feedback) need :func:`present_phases`.
     """
     params = ctx.params
+    if record and observer is not None:
+        raise ValueError("present: record=True is an observer (a Recorder) already; pass one or the other")
     if params.reads_count_change() and circuit.B and targets is not None and (learn.W or learn.B):
         raise ValueError("the count-change error reads the free phase's counts: present the two phases with "
                          "present_phases")

@@ -58,7 +58,7 @@ class CopySpec:
     neuron: NeuronParams
     g_basal: float
     layers: tuple[LayerSpec, ...]
-    ideal: bool = False
+    ideal_interneurons: bool = False
     teacher: Teacher | None = None
     teacher_reference: str = OWN
     lowest: int = 0
@@ -95,7 +95,7 @@ def circuit_copy(circuit: Microcircuit, ctx: Context, teacher: Teacher | None, *
     layers = hidden_layers(couplings, interneurons, params.feedback_sources(L), lowest=lowest, copies=copies,
                            replayed=unnudged_layers(couplings) if free_reference else 0)
     return CopySpec(name or ("free" if teacher is None else "teacher"), circuit, ctx.neuron, params.g_basal, layers,
-                    ideal=params.interneurons == "ideal", teacher=teacher, lowest=lowest, copies=copies,
+                    ideal_interneurons=params.interneurons == "ideal", teacher=teacher, lowest=lowest, copies=copies,
                     teacher_reference=FREE_COPY if free_reference else OWN)
 
 
@@ -113,7 +113,7 @@ def teacher_free_copy(circuit: Microcircuit, ctx: Context, copies: int = 1) -> C
     layers = hidden_layers([None] * n_hidden, interneurons, list(range(1, n_hidden + 1)), replayed=0, lowest=0,
                            copies=copies)
     return CopySpec("shadow", circuit, ctx.neuron, ctx.params.g_basal, layers,
-                    ideal=ctx.params.interneurons == "ideal", copies=copies)
+                    ideal_interneurons=ctx.params.interneurons == "ideal", copies=copies)
 
 
 def inference_copy(W: list, neuron: NeuronParams, g_basal: float = 1.0, spike_fn: SpikeFn = heaviside) -> CopySpec:

@@ -68,7 +68,7 @@ def pyramidal_layer_step(spec: CopySpec, l: int, basal: torch.Tensor, prev: Copy
     if layer.soma == DECOUPLED:
         return fire(spec, "pyr", l, decoupled_current(basal, spec.g_basal), prev.pyr[l], observer)
     above, inter = prev.pyr[layer.feedback_from].trace, prev.inter[l].trace
-    sig.apical[l] = apical_input(spec.circuit.B[l], spec.circuit.Q[l], above, inter, spec.ideal)
+    sig.apical[l] = apical_input(spec.circuit.B[l], spec.circuit.Q[l], above, inter, spec.ideal_interneurons)
     if layer.soma == REPLAYED:
         return replay.signals.spikes[l], replay.state.pyr[l]
     current = pyramidal_current(basal, sig.apical[l], spec.g_basal, layer.g_apical)
@@ -82,7 +82,7 @@ def interneuron_layer_step(spec: CopySpec, l: int, pre: torch.Tensor, basal_abov
     or absent."""
     mode = spec.layers[l].interneurons
     if mode == LIVE:
-        dendrite = interneuron_input(spec.circuit.P[l], pre, basal_above, spec.ideal)
+        dendrite = interneuron_input(spec.circuit.P[l], pre, basal_above, spec.ideal_interneurons)
         current = interneuron_current(dendrite, spec.g_basal)
         sig.inter_spikes[l], state.inter[l] = fire(spec, "inter", l, current, prev.inter[l], observer)
         sig.inter_current[l] = current

@@ -77,7 +77,7 @@ class CircuitSums:
         B, Q = spec.circuit.B, spec.circuit.Q
         for l in self._hidden:
             above, inter = state.pyr[spec.layers[l].feedback_from].trace, state.inter[l].trace
-            self.A[l] += tail * apical_input(B[l], Q[l], above, inter, spec.ideal)
+            self.A[l] += tail * apical_input(B[l], Q[l], above, inter, spec.ideal_interneurons)
         for xi, inter in zip(self.XI, state.inter):
             xi += tail * inter.trace
 
@@ -101,7 +101,8 @@ class TraceSums:
 class PhaseDifference:
     r"""Two-sided nudging: per hidden layer ``l`` in ``layers``, :math:`D_l = \sum_t [(x^+_{l+1} - x^{I+}_l) -
     (x^-_{l+1} - x^{I-}_l)](t-1)` plus the PSPs in flight at the end; the error it gives is
-    :math:`\tfrac12 B_l D_l` (interneurons below the second phase's lowest layer are shared)."""
+    :math:`\tfrac12 B_l D_l` (interneurons below the second phase's lowest layer are shared). Two-sided nudging
+    needs ideal interneurons (``Q = -B``), so the apical difference is ``B_l`` times this trace difference."""
 
     def __init__(self, layers: range, sizes: list[int], batch: int, device: torch.device):
         self.D = {l: torch.zeros(batch, sizes[l + 2], device=device) for l in layers}

@@ -32,10 +32,13 @@ class Microcircuit:
             out.update({f"{name}{l}": t for l, t in enumerate(getattr(self, name))})
         return out
 
-    def feedback_angles(self) -> list[float]:
+    def feedback_angles(self, sources: list[int] | None = None) -> list[float]:
         r"""Per hidden layer, the angle in degrees between ``B_l`` and :math:`W_{l+1}^\top` (as flat vectors;
-        NaN where ``B_l`` comes from another layer: direct feedback)."""
-        return [angle_deg(b, w.T) for b, w in zip(self.B, self.W[1:])]
+        NaN where ``B_l`` comes from another layer than ``l + 1``: ``sources``, from
+        :meth:`CircuitParams.feedback_sources`; direct feedback)."""
+        sources = sources or list(range(1, len(self.W)))
+        return [angle_deg(b, w.T) if source == l + 1 else math.nan
+                for l, (b, w, source) in enumerate(zip(self.B, self.W[1:], sources))]
 
     def sync_ideal(self, params: CircuitParams) -> None:
         """Impose the labelled idealisations: ``B = W_above^T`` (symmetric), ``P = W_above``,

@@ -112,7 +112,8 @@ def judged(cfg: TrainConfig, rule, measured: Measured, silent: list[str]) -> Loc
         outside = [dep for dep in deps if not allowed(item, dep, n_layers, sources)]
         if outside:
             report.breaches[item] = outside
-            report.explained_by[item] = {dep: excuse(explanations(item, dep, changes), cfg.idealisations)
+            report.explained_by[item] = {dep: excuse(explanations(item, dep, changes, n_layers, sources),
+                                                     cfg.idealisations)
                                          for dep in outside}
     return report
 

@@ -82,22 +82,34 @@ def allowed(item: str, dep: str, n_layers: int, sources: list[int]) -> bool:
     return dep in synapses
 
 
-def explanations(item: str, dep: str, measured: dict[str, list[str]]) -> list[str]:
+def in_copy(name: str, copy: str) -> str:
+    """A population, population input or activity ``name`` moved to ``copy`` (``activity:shadow:pyr1`` ->
+    ``activity:circuit:pyr1``)."""
+    return re.sub(r"(^|activity:)[a-z]+:(pyr|inter)", rf"\g<1>{copy}:\g<2>", name, count=1)
+
+
+def explanations(item: str, dep: str, measured: dict[str, list[str]], n_layers: int, sources: list[int]) -> list[str]:
     """The idealisations that would cause ``item`` to depend on ``dep`` (outside the contract), most specific first.
-    ``measured``: every synapse's measured dependencies (a copied synapse reads what its original reads)."""
-    shadow = ACTIVITY + "shadow:"
-    if item.startswith("shadow:") or dep.startswith(shadow):
-        return ["teacher-free-copy"]
+    ``measured``: every synapse's measured dependencies (a copied synapse reads what its original reads). The
+    teacher-free copy excuses what the contract allows of the same cells in the circuit itself; replayed input,
+    a teacher-phase change reading the free phase of the cells it may read in its own phase; partner-count, a
+    ``P`` change reading the free phase of its partner cells."""
+    measured_as = dep  # a copied synapse's dependency, as measured on its original
+    if "shadow:" in item or dep.startswith(ACTIVITY + "shadow:"):  # judged as the same cells of the circuit
+        item, dep = (in_copy(item, "circuit") if "shadow:" in item else item), in_copy(dep, "circuit")
+        if allowed(item, dep, n_layers, sources):
+            return ["teacher-free-copy"]
     if not item.startswith("change:"):
         _, kind, layer = population_of(item)
         return ["copied-interneurons"] if kind == "inter" and dep == f"W{layer + 1}" else []
     synapse = item[len("change:"):]
     layer, found = int(synapse[1:]), []
     originals = {"B": [f"W{layer + 1}"], "P": [f"W{layer + 1}"], "Q": [f"B{layer}", f"W{layer + 1}"]}
-    if any(dep == original or dep in measured.get(original, []) for original in originals.get(synapse[0], [])):
+    if any(dep == original or measured_as in measured.get(original, []) for original in originals.get(synapse[0], [])):
         found.append("copied-feedback" if synapse[0] == "B" else "copied-interneurons")
-    if synapse[0] in "WB" and dep.startswith(ACTIVITY + "free:"):
+    if synapse[0] in "WB" and dep.startswith(ACTIVITY + "free:") and allowed(item, in_copy(dep, "teacher"), n_layers,
+                                                                            sources):
         found.append("replayed-input")
-    if synapse[0] == "P" and dep.startswith(ACTIVITY) and population_of(dep[len(ACTIVITY):])[1:] == ("pyr", layer + 1):
+    if synapse[0] == "P" and dep == f"{ACTIVITY}free:pyr{layer + 1}":
         found.append("partner-count")
     return found

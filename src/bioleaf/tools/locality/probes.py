@@ -34,7 +34,11 @@ def run_step(rule, step: Step, tap: Tap, labels: torch.Tensor | None = None) -> 
     """``rule`` trains on ``step`` through ``tap``; every synapse's change (``rule`` is changed: pass a copy)."""
     before = {k: t.detach().clone() for k, t in rule.synapses().items()}
     rule.observer = tap
-    rule.train_batch(step.images, step.labels if labels is None else labels, torch.Generator().manual_seed(step.seed))
+    try:
+        rule.train_batch(step.images, step.labels if labels is None else labels,
+                         torch.Generator().manual_seed(step.seed))
+    finally:
+        rule.observer = None
     return {k: t.detach() - before[k] for k, t in rule.synapses().items()}
 
 
@@ -56,10 +60,12 @@ def note(measured: Measured, dep: str, tap: Tap, reference: Tap, changes: dict, 
             measured.changes.setdefault(synapse, set()).add(dep)
 
 
-def perturb_(t: torch.Tensor, generator: torch.Generator) -> None:
-    """A small relative change of ``t`` in place that keeps its sign (positive optimiser moments stay positive)."""
-    t.mul_(1.0 + 0.05 * torch.rand(t.shape, generator=generator, dtype=t.dtype)).add_(
-        0.05 * (float(t.abs().mean()) + 0.01) * torch.randn(t.shape, generator=generator, dtype=t.dtype))
+def perturb_(t: torch.Tensor, generator: torch.Generator, relative_only: bool = False) -> None:
+    """A small change of ``t`` in place: relative (which keeps every sign: optimiser moments stay positive), and
+    unless ``relative_only`` also additive (which moves entries at zero too)."""
+    t.mul_(1.0 + 0.05 * torch.rand(t.shape, generator=generator, dtype=t.dtype))
+    if not relative_only:
+        t.add_(0.05 * (float(t.abs().mean()) + 0.01) * torch.randn(t.shape, generator=generator, dtype=t.dtype))
 
 
 def held_tensors(rule) -> dict[str, torch.Tensor]:
@@ -99,7 +105,7 @@ def weights_and_tensors(rule, step: Step, measured: Measured, generator: torch.G
         perturbed = copy.deepcopy(rule)
         tensor = {**perturbed.synapses(), **held_tensors(perturbed)}[name]
         with torch.no_grad():
-            perturb_(tensor, generator)
+            perturb_(tensor, generator, relative_only=name.startswith(STATE))
         tap = Tap(step.fixed)
         note(measured, name, tap, reference, run_step(perturbed, step, tap), base)
 
@@ -131,7 +137,7 @@ def carried_state(rule, step: Step, following: Step, measured: Measured, generat
     for name in held_tensors(after):
         perturbed = copy.deepcopy(after)
         with torch.no_grad():
-            perturb_(held_tensors(perturbed)[name], generator)
+            perturb_(held_tensors(perturbed)[name], generator, relative_only=name.startswith(STATE))
         tap = Tap(following.fixed)
         note(measured, name, tap, reference, run_step(perturbed, following, tap), base)
 
@@ -149,8 +155,15 @@ class ChangeLog:
 def summed_changes(rule, step: Step, fixed: list[torch.Tensor]) -> dict[str, torch.Tensor]:
     """The changes of one batch summed over its samples, before the optimiser (``rule`` is changed)."""
     rule.change_observer = log = ChangeLog()
-    run_step(rule, step, Tap(fixed))
-    return {k: v for changes in log.log for k, v in changes.items()}
+    try:
+        run_step(rule, step, Tap(fixed))
+    finally:
+        rule.change_observer = None
+    total: dict[str, torch.Tensor] = {}
+    for changes in log.log:
+        for k, v in changes.items():
+            total[k] = total[k] + v if k in total else v
+    return total
 
 
 def other_samples(rule, step: Step, measured: Measured, seed: int, samples: int = 4) -> None:
@@ -159,9 +172,12 @@ def other_samples(rule, step: Step, measured: Measured, seed: int, samples: int 
     rule = copy.deepcopy(rule)
     rule.encoder = Encoder("regular", rule.encoder.max_rate)
     small, _ = record(rule, Step(step.images[:samples], step.labels[:samples], step.seed), seed)
+    n = len(small.labels)
+    if n < 2:  # one sample has no other to depend on
+        return
     together = summed_changes(copy.deepcopy(rule), small, small.fixed)
     alone = [summed_changes(copy.deepcopy(rule), Step(small.images[i:i + 1], small.labels[i:i + 1], small.seed),
-                            rows_of(small.fixed, i, samples)) for i in range(samples)]
+                            rows_of(small.fixed, i, n)) for i in range(n)]
     for synapse, total in together.items():
         parts = sum(a[synapse] for a in alone)
         if not torch.allclose(total, parts, rtol=1e-4, atol=1e-6 * (float(total.abs().max()) + 1e-3)):
