@@ -10,7 +10,7 @@ from bioleaf.tools.equivalence import count_model_updates, agreement
 from bioleaf.model.losses import target_counts
 from bioleaf.model.weights import uniform_init
 
-SETTINGS = ("count_model", "spiking", "random_feedback", "untrained_interneurons")
+SETTINGS = ("count_model", "spiking", "spiking_stdp", "random_feedback", "untrained_interneurons")
 
 
 def check(run_cli, *flags):
@@ -27,6 +27,10 @@ def assert_targets(cos):
     assert min(cos["count_model"]) >= 0.999
     deep, last_hidden, output = cos["spiking"]
     assert output >= 0.95 and last_hidden >= 0.95 and deep >= 0.80
+    # the spike-timing-dependent rule: the same direction, blurred by where its spikes and its basal prediction's part
+    deep, last_hidden, output = cos["spiking_stdp"]
+    assert output >= 0.95 and last_hidden >= 0.85 and deep >= 0.65
+    assert min(cos["spiking_stdp"][:2]) > max(cos["random_feedback"][:2]) + 0.3
 
 
 def test_equivalence_targets_on_digits(run_cli):

@@ -63,6 +63,8 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
                       "feedback)"),
     "--gate": ("circuit.gate", str, "bioleaf plasticity gate of hidden cells, read from their own count: fired "
                "([n > 0]) or headroom ([n > 0] (1 - n/T), closing at the count cap)"),
+    "--w-rule": ("circuit.w_rule", str, "bioleaf rule of the bottom-up W: integrated (presentation sums) or stdp "
+                 "(spike-timing-dependent: postsynaptic spikes minus the basal prediction, times the presynaptic trace)"),
     "--g-basal": ("circuit.g_basal", float, "bioleaf basal -> soma coupling"),
     "--g-apical": ("circuit.g_apical", float, "bioleaf apical -> soma coupling"),
     "--g-apical-layers": ("circuit.g_apical_layers", str, "bioleaf multipliers of --g-apical per hidden layer, "
@@ -279,7 +281,8 @@ class TrainConfig:
         refractory = self.neuron.refractory
         if not _is_int(refractory) or not 0 <= refractory <= 100_000:
             raise UsageError(f"--refractory: expected an integer in 0..100000 (steps), got {refractory!r}")
-        for name in ("feedback", "interneurons", "error_reference", "g_apical_layers", "nudge", "gate", "upper_error"):
+        for name in ("feedback", "interneurons", "error_reference", "g_apical_layers", "nudge", "gate", "upper_error",
+                     "w_rule"):
             value = getattr(self.circuit, name)
             if not isinstance(value, str):
                 raise UsageError(f"{flag_of('circuit.' + name)}: expected text, got {value!r}")

@@ -60,7 +60,7 @@ def pin_threads(cfg: TrainConfig) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """``bioleaf eval``: the test accuracy of a trained run."""
+    """``bioleaf eval``: the test accuracy of a trained run, and per hidden layer its silent and saturated shares."""
     from bioleaf.training.evaluate import evaluate_run
 
     result = evaluate_run(Path(args.dir), data_dir=args.data_dir)
@@ -69,6 +69,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         print(f"test accuracy {result['test_accuracy']:.2%} ({result['rule']}, {result['arch']}, "
               f"{result['dataset']}, {result['test_samples']} samples)")
+        for l, (silent, capped) in enumerate(zip(result["silent_share"], result["saturated_share"])):
+            print(f"hidden layer {l + 1}: {silent:.1%} of cells never fire, {capped:.1%} of active counts at the cap")
     return 0
 
 

@@ -9,11 +9,12 @@ are those pure functions. Their arguments are *exactly* the quantities the local
 the synapse's presynaptic activity, the postsynaptic cell's own spikes and compartment potentials,
 and global scalars, nothing else: no other weight matrix, no label, no stored history.
 
-Why sums rather than :math:`\sum_t e_i(t)\,x_j(t)`: in a ``T``-step window every trace ramps up from
-zero, so a step-wise product weights an error by how far the presynaptic trace has risen when it arrives,
-and errors carried early in the window count less than late ones (docs/theory.md, section 3).
-:math:`\tfrac1T (\sum_t e_i)(\sum_t x_j)` is the count-level product the ST-BP gradient :math:`\delta_i X_j`
-has; its change does not depend on the timing of pre- and postsynaptic spikes within the window.
+Two rules for the bottom-up ``W``: :func:`basal_error_integrated`, on presentation sums,
+:math:`\tfrac1T (\sum_t e_i)(\sum_t x_j)`, the count-level product the ST-BP gradient :math:`\delta_i X_j` has,
+whose change does not depend on the timing of pre- and postsynaptic spikes within the window; and
+:func:`basal_error_stdp`, spike-timing-dependent, :math:`\sum_t e_i(t)\, x_j(t)` with the cell's spikes minus
+its basal dendrite's predicted spikes as :math:`e_i(t)` (:func:`dendritic_prediction_error`), accumulated step by
+step in bounded chunks (docs/theory.md, section 3).
 
 Shapes: presynaptic ``[batch, n_pre]``, postsynaptic ``[batch, n_post]``, result ``[n_post, n_pre]``
 (summed over the batch; each batch row is an independent presentation).
@@ -26,6 +27,9 @@ import torch
 from bioleaf.model.weights import batch_outer_sum
 
 GATES = ("fired", "headroom")
+W_RULES = ("integrated", "stdp")
+"""The bottom-up rules: on presentation sums (:func:`basal_error_integrated`) or spike-timing-dependent
+(:func:`basal_error_stdp`)."""
 
 
 def basal_error_integrated(pre_sum: torch.Tensor, apical_sum: torch.Tensor, active: torch.Tensor,
@@ -42,6 +46,41 @@ def basal_error_integrated(pre_sum: torch.Tensor, apical_sum: torch.Tensor, acti
     presentation; all ones at output cells, whose teacher current is already rectified).
     """
     return batch_outer_sum(apical_sum * active, pre_sum) / steps
+
+
+def dendritic_prediction_error(spikes: torch.Tensor, predicted: torch.Tensor, threshold: float,
+                               coupling: float) -> torch.Tensor:
+    r"""A cell's error at one step: its spikes minus the spikes its basal dendrite predicts.
+
+    .. math::  e_i(t) = \vartheta\, \big(s_i(t) - \hat s_i(t)\big) / g_i
+
+    ``predicted`` :math:`\hat s_i(t)` are the spikes an integrate-and-fire variable of the cell's own would fire on
+    its basal potential alone (:class:`bioleaf.model.circuit.eligibility.SpikeTimingSums`); ``coupling`` :math:`g_i`
+    the strength of whatever else drives the soma: :math:`g_A` at a hidden cell (its apical compartment), 1 at an
+    output cell (its teacher). The soma turns the extra drive :math:`g_A v^A_i` into spikes the prediction lacks,
+    so :math:`\sum_t e_i(t)` is the count change :math:`\vartheta (n_i - \hat n_i)/g_i \approx A_i`, gated the way
+    the soma gates it: nothing while the cell stays silent, nothing at its count cap (after Urbanczik & Senn 2014,
+    dendritic prediction of somatic spiking).
+    """
+    return threshold * (spikes - predicted) / coupling
+
+
+def basal_error_stdp(error: torch.Tensor, pre_trace: torch.Tensor) -> torch.Tensor:
+    r"""Bottom-up ``W``, spike-timing-dependent: each postsynaptic spike potentiates by the presynaptic trace at
+    that moment, and each spike the basal dendrite predicts depresses by the same trace.
+
+    .. math::  \Delta W_{ij} = \sum_t e_i(t)\, x_j(t), \qquad
+               e_i(t) = \vartheta\,\big(s_i(t) - \hat s_i(t)\big) / g_i
+
+    (:func:`dendritic_prediction_error`; ``error`` and ``pre_trace`` hold any number of steps stacked in their
+    rows, ``[steps * batch, n]``). A presynaptic spike at :math:`t_j` followed by a postsynaptic one at
+    :math:`t_i \ge t_j` adds :math:`\vartheta \lambda^{t_i - t_j}/g_i`, one before it adds nothing: the learning
+    window is the presynaptic PSP, causal, and its sign and size are the compartment's (a spike the basal
+    dendrite did not predict potentiates, a predicted one that did not come depresses). Same scale as
+    :func:`basal_error_integrated`: for stationary rates :math:`\sum_t e_i x_j \approx \tfrac1T (\sum_t e_i)
+    (\sum_t x_j)`.
+    """
+    return batch_outer_sum(error, pre_trace)
 
 
 def plasticity_gate(count: torch.Tensor, steps: int, kind: str) -> torch.Tensor:

@@ -6,11 +6,13 @@ one teacher presentation of the microcircuit (:func:`bioleaf.model.circuit.prese
 report the cosine between BioLeaF's :math:`\Delta W_l` and :math:`-\partial E/\partial W_l`, and the
 relative scale :math:`\|\Delta W_l\| / \|\partial E/\partial W_l\|`.
 
-Four settings (``bioleaf check-equivalence``):
+Five settings (``bioleaf check-equivalence``):
 
 - ``count_model``: the idealised count model (no spikes, :func:`count_model_updates`);
 - ``spiking``: the spiking microcircuit in the special circumstance: symmetric feedback
   ``B = W_above^T``, ideal interneurons ``P = W_above``, ``Q = -B``;
+- ``spiking_stdp``: the same circuit with the spike-timing-dependent ``W`` rule
+  (:func:`bioleaf.model.plasticity.basal_error_stdp`, ``--w-rule stdp``);
 - ``random_feedback``: the same with fixed random ``B`` (and ``Q = -B``);
 - ``untrained_interneurons``: symmetric feedback, ``P`` and ``Q`` at their initial value (zero),
   without the free-phase baseline (``contrastive=False``), so the apical potential carries the raw
@@ -30,7 +32,7 @@ from bioleaf.model.circuit import Microcircuit, Plasticity, build_circuit, prese
 from bioleaf.model.network import Forward, simulate
 from bioleaf.model.backprop import stbp_gradients
 
-SETTINGS = ("count_model", "spiking", "random_feedback", "untrained_interneurons")
+SETTINGS = ("count_model", "spiking", "spiking_stdp", "random_feedback", "untrained_interneurons")
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -112,7 +114,7 @@ def spiking_updates(circuit: Microcircuit, images: torch.Tensor, labels: torch.T
 
 
 def check_equivalence(cfg: TrainConfig, images: torch.Tensor, labels: torch.Tensor) -> dict[str, list[dict]]:
-    """The four settings of the module docstring on one batch; ``{setting: [{layer, cosine, scale}]}``."""
+    """The five settings of the module docstring on one batch; ``{setting: [{layer, cosine, scale}]}``."""
     cfg.require_cpu("check-equivalence")
     sizes = cfg.sizes(images.shape[1], 10)
     out: dict[str, list[dict]] = {}
@@ -125,7 +127,7 @@ def check_equivalence(cfg: TrainConfig, images: torch.Tensor, labels: torch.Tens
     upd, grads = count_model_updates(circuit.W, x0, y, threshold=cfg.neuron.threshold, kappa=kappa,
                                      teacher_strength=ideal.teacher_strength, g_apical=1e-3)
     out["count_model"] = agreement(upd, grads)
-    variants = {"spiking": ideal,
+    variants = {"spiking": ideal, "spiking_stdp": dataclasses.replace(ideal, w_rule="stdp"),
                 "random_feedback": dataclasses.replace(ideal, feedback="random"),
                 "untrained_interneurons": dataclasses.replace(ideal, interneurons="learned", contrastive=False,
                                                             error_reference="nudged")}

@@ -5,6 +5,8 @@
   training, and the residual apical potential (``metrics.jsonl``);
 - ``rasters.png`` (bioleaf): spike rasters of the input, pyramidal cells and interneurons for one
   test sample, teacher on;
+- ``learning_window.png`` (bioleaf): the change of one bottom-up synapse against the offset of one postsynaptic
+  spike from one presynaptic spike, for both ``W`` rules, with the run's neuron (:mod:`bioleaf.tools.window`);
 - ``apical.png`` (bioleaf): apical potentials of a few hidden cells for that sample without and
   with the teacher: ~0 in the self-predicting state, the cell's error once the teacher acts.
 """
@@ -25,7 +27,9 @@ from bioleaf.config import TrainConfig  # noqa: E402
 from bioleaf.data import load_dataset  # noqa: E402
 from bioleaf.errors import DataError  # noqa: E402
 from bioleaf.model.circuit import Plasticity, present  # noqa: E402
+from bioleaf.model.plasticity import W_RULES  # noqa: E402
 from bioleaf.rules import Rule, make_rule  # noqa: E402
+from bioleaf.tools.window import learning_window  # noqa: E402
 from bioleaf.training import checkpoint as ckpt  # noqa: E402
 
 
@@ -49,6 +53,8 @@ def plot_run(run_dir: Path, sample: int = 0) -> list[Path]:
         written.append(_alignment(rows, run_dir / "alignment.png"))
     tensors, meta = ckpt.load_tensors(run_dir / "checkpoint.safetensors")
     cfg = TrainConfig.from_json(meta["config"]).validate()
+    if cfg.rule == "bioleaf":
+        written.append(_learning_window(cfg, run_dir / "learning_window.png"))
     if cfg.rule == "bioleaf" and len(meta["sizes"]) > 2:
         written += _activity(cfg, meta["sizes"], tensors, run_dir, sample)
     return written
@@ -73,6 +79,21 @@ def _learning_curves(rows: list[dict], path: Path) -> Path:
         if all(v is not None for v in values):
             ax.plot(epochs, values, marker="o", label=key.split("_")[0])
     ax.set(xlabel="epoch", ylabel="accuracy", title="learning curves")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return save_png(fig, path)
+
+
+def _learning_window(cfg: TrainConfig, path: Path) -> Path:
+    """The measured learning window of both ``W`` rules (the run's own drawn solid)."""
+    window = learning_window(cfg.neuron)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for rule in W_RULES:
+        style = "-" if rule == cfg.circuit.w_rule else "--"
+        ax.plot(window["offset_ms"], window[rule], style, marker=".", label=rule)
+    ax.axvline(0, color="grey", lw=0.5)
+    ax.set(xlabel="postsynaptic minus presynaptic spike time (ms)", ylabel="weight change (one synapse)",
+           title=f"learning window (tau_syn {cfg.neuron.tau_syn:g} ms)")
     ax.grid(alpha=0.3)
     ax.legend()
     return save_png(fig, path)

@@ -11,7 +11,7 @@ from bioleaf.data import load_dataset
 from bioleaf.errors import DataError, UsageError
 from bioleaf.rules import Rule, make_rule
 from bioleaf.training import checkpoint as ckpt
-from bioleaf.training.metrics import accuracy
+from bioleaf.training.metrics import evaluate
 from bioleaf.training.trainer import resolve_device
 
 
@@ -47,7 +47,9 @@ def load_model(run_dir: Path) -> tuple[TrainConfig, Rule]:
 
 
 def evaluate_run(run_dir: Path, data_dir: str | None = None) -> dict:
-    """Test accuracy of a finished run, reproducing the trainer's evaluation exactly."""
+    """Test accuracy of a finished run, reproducing the trainer's evaluation exactly, and per hidden layer the
+    share of cells that never fire on the test set and the share of active counts at the cap
+    (:class:`bioleaf.training.metrics.Evaluation`)."""
     cfg, rule = load_model(run_dir)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -55,6 +57,7 @@ def evaluate_run(run_dir: Path, data_dir: str | None = None) -> dict:
     if data.input_size != rule.sizes[0]:
         raise DataError(f"{data.source}: images have {data.input_size} pixels, but the model in {run_dir} expects "
                         f"{rule.sizes[0]} inputs ({'-'.join(map(str, rule.sizes))})")
-    acc = accuracy(rule, data.test_x, data.test_y, cfg.seed, rule.device)
+    test = evaluate(rule, data.test_x, data.test_y, cfg.seed, rule.device)
     return {"rule": cfg.rule, "dataset": cfg.dataset, "arch": "-".join(map(str, rule.sizes)),
-            "test_accuracy": acc, "test_samples": len(data.test_x)}
+            "test_accuracy": test.accuracy, "test_samples": len(data.test_x), "silent_share": test.silent,
+            "saturated_share": test.saturated}

@@ -20,6 +20,7 @@ import torch
 
 from bioleaf.config import TrainConfig
 from bioleaf.data import Dataset
+from bioleaf.model.losses import predict
 from bioleaf.rules import Rule
 from bioleaf.training import checkpoint as ckpt
 from bioleaf.training.distributed import BatchFigures
@@ -70,12 +71,55 @@ def infer_all(rule: Rule, x: torch.Tensor, generator: torch.Generator) -> torch.
     return torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.long, device=rule.device)
 
 
+@dataclass
+class Evaluation:
+    """Test-mode figures of a set of images (teacher off): the accuracy and, per hidden layer, the share of its
+    cells that never fire on any image (``silent``) and the share of its active (image, cell) counts at the
+    cap of one spike per step (``saturated``)."""
+
+    accuracy: float
+    silent: list[float]
+    saturated: list[float]
+
+
+class CodeHealth:
+    """Running per-layer counts of :class:`Evaluation`'s silent and saturated shares, chunk by chunk."""
+
+    def __init__(self, steps: int):
+        self.steps, self.fired, self.active, self.capped = steps, [], [], []
+
+    def add(self, hidden_counts: list[torch.Tensor]) -> None:
+        if not self.fired:
+            self.fired = [torch.zeros(c.shape[1], dtype=torch.bool, device=c.device) for c in hidden_counts]
+            self.active, self.capped = [0] * len(hidden_counts), [0] * len(hidden_counts)
+        for l, counts in enumerate(hidden_counts):
+            self.fired[l] |= (counts > 0).any(dim=0)
+            self.active[l] += int((counts > 0).sum())
+            self.capped[l] += int((counts >= self.steps).sum())
+
+    def shares(self) -> tuple[list[float], list[float]]:
+        silent = [1.0 - float(f.float().mean()) for f in self.fired]
+        return silent, [c / a if a else 0.0 for c, a in zip(self.capped, self.active)]
+
+
+@torch.no_grad()
+def evaluate(rule: Rule, x: torch.Tensor, y: torch.Tensor, seed: int, device: torch.device) -> Evaluation:
+    """Test-mode figures with a fresh, seeded spike generator, ``EVAL_BATCH`` rows at a time, the input spikes
+    drawn in row order."""
+    if len(x) == 0:
+        return Evaluation(float("nan"), [], [])
+    gen = torch.Generator(device=device).manual_seed(seed + 3)
+    health, correct = CodeHealth(rule.cfg.steps), 0
+    for i in range(0, len(x), EVAL_BATCH):
+        fwd = rule.forward(x[i:i + EVAL_BATCH].to(rule.device), gen)
+        correct += int((predict(fwd.output, fwd.potentials) == y[i:i + EVAL_BATCH].to(device)).sum())
+        health.add(fwd.counts[:-1])
+    return Evaluation(correct / len(x), *health.shares())
+
+
 def accuracy(rule: Rule, x: torch.Tensor, y: torch.Tensor, seed: int, device: torch.device) -> float:
     """Test-mode accuracy (teacher off) with a fresh, seeded spike generator."""
-    if len(x) == 0:
-        return float("nan")
-    gen = torch.Generator(device=device).manual_seed(seed + 3)
-    return int((infer_all(rule, x, gen) == y.to(device)).sum()) / len(x)
+    return evaluate(rule, x, y, seed, device).accuracy
 
 
 def output_spikes(rule: Rule, x: torch.Tensor, seed: int, steps: int) -> tuple[float, float]:
@@ -98,9 +142,11 @@ def epoch_row(rule: Rule, data: Dataset, progress: Progress, cfg: TrainConfig, d
     st = progress
     row = {"epoch": st.epoch + 1, "train_loss": st.loss_sum / max(st.samples, 1),
            "train_accuracy": st.correct / max(st.samples, 1),
-           "val_accuracy": accuracy(rule, data.val_x, data.val_y, cfg.seed, device),
-           "test_accuracy": accuracy(rule, data.test_x, data.test_y, cfg.seed, device),
-           "seconds": st.seconds, "samples_per_second": st.samples / max(st.seconds, 1e-9)}
+           "val_accuracy": accuracy(rule, data.val_x, data.val_y, cfg.seed, device)}
+    test = evaluate(rule, data.test_x, data.test_y, cfg.seed, device)
+    row.update({"test_accuracy": test.accuracy, "seconds": st.seconds,
+                "samples_per_second": st.samples / max(st.seconds, 1e-9),
+                "test_silent_share": test.silent, "test_saturated_share": test.saturated})
     probe = slice(0, probe_size(data))
     probe_x = data.train_x[probe].to(device)
     if diagnostics is not None:

@@ -24,8 +24,8 @@ IDEALISATIONS = ("copied-feedback", "copied-interneurons", "teacher-free-copy", 
 ``W_{l+1}^T`` (``--feedback symmetric``); interneuron synapses copied from the layer above (``--interneurons
 ideal``: ``P = W_{l+1}``, ``Q = -B``); a teacher-free shadow copy of the network run beside the teacher phase
 (``--error-reference free``); a free phase run as a second copy of the network beside the teacher phase on the
-identical input spikes, whose activity the teacher phase's rules read (learned interneurons or learned
-feedback); the interneurons' ``P`` rule reading its partner cell's spike count directly instead of through a
+identical input spikes, whose activity the teacher phase's rules read (learned interneurons under the integrated
+``W`` rule, or learned feedback); the interneurons' ``P`` rule reading its partner cell's spike count directly instead of through a
 simulated nudging synapse (learned interneurons). The first three build the special circumstance in which
 BioLeaF equals ST-BP."""
 
@@ -50,6 +50,7 @@ class CircuitParams:
     nudge: str = "one-sided"  # two-sided: a second teacher phase with the top hidden coupling reversed (free)
     gate: str = "fired"  # hidden cells' bottom-up plasticity gate: fired [n > 0], headroom [n > 0] (1 - n / T)
     upper_error: str = "auto"  # what W above the lowest hidden layer reads: apical, count-change, auto (learned: count)
+    w_rule: str = "integrated"  # W's rule: integrated (presentation sums) or stdp (spike timing, dendritic prediction)
 
     def validate(self) -> "CircuitParams":
         """Raise :class:`UsageError` for values that cannot give a working circuit."""
@@ -69,7 +70,7 @@ class CircuitParams:
         choices = [("--feedback", self.feedback, FEEDBACK_MODES), ("--interneurons", self.interneurons,
                    INTERNEURON_MODES), ("--error-reference", self.error_reference, ERROR_REFERENCES),
                    ("--nudge", self.nudge, NUDGES), ("--gate", self.gate, plasticity.GATES),
-                   ("--upper-error", self.upper_error, UPPER_ERRORS)]
+                   ("--upper-error", self.upper_error, UPPER_ERRORS), ("--w-rule", self.w_rule, plasticity.W_RULES)]
         for flag, value, allowed in choices:
             if value not in allowed:
                 raise UsageError(f"{flag}: expected one of {', '.join(allowed)}, got {value!r}")
@@ -84,6 +85,14 @@ class CircuitParams:
         if self.upper_error == "apical" and self.feedback == "learned":
             raise UsageError("--upper-error apical/--feedback learned: learned feedback takes the increments of W read "
                              "from the count change (use --upper-error count-change or auto)")
+        if self.w_rule == "stdp" and self.nudge == "two-sided":
+            raise UsageError("--w-rule stdp/--nudge two-sided: the spike-timing rule reads each cell's own spikes in "
+                             "one teacher phase, not the difference of two (use --nudge one-sided)")
+        if self.w_rule == "stdp" and self.reads_count_change():
+            raise UsageError(f"--w-rule stdp/--{'feedback learned' if self.feedback == 'learned' else 'upper-error count-change'}: "
+                             "the spike-timing rule reads each cell's spikes against its own basal prediction, not the "
+                             "count change a learned B mirrors (use --feedback symmetric, random or direct, and "
+                             "--upper-error apical)")
         if self.upper_error == "count-change" and self.interneurons != "learned":
             raise UsageError("--upper-error count-change/--interneurons: the count change is read against a free phase, "
                              "which only --interneurons learned runs")
@@ -95,12 +104,23 @@ class CircuitParams:
             raise UsageError(f"--{'feedback learned' if self.feedback == 'learned' else 'upper-error count-change'}: "
                              "needs every hidden layer above the lowest nudged (its cells' count change is the error "
                              "their W reads); check --g-apical and --g-apical-layers")
+        if self.w_rule == "stdp" and 0 in couplings:
+            raise UsageError("--w-rule stdp/--g-apical-layers: the spike-timing rule reads the spikes the apical "
+                             "compartment adds, so every hidden layer's soma must be nudged (a coupling above 0; check "
+                             "--g-apical and --g-apical-layers)")
 
     def reads_count_change(self) -> bool:
         """Whether ``W`` of every layer above the lowest hidden one reads the change of its cells' counts from the
         free phase (:func:`bioleaf.model.plasticity.count_change_error`) instead of their apical potential: with
         ``--upper-error count-change``, and by default with learned feedback (whose ``B`` reads the same change)."""
         return self.upper_error == "count-change" or (self.upper_error == "auto" and self.feedback == "learned")
+
+    def reads_free_phase(self) -> bool:
+        """Whether a teacher-phase rule reads what cells kept from the free phase on the same input spikes: the count
+        change (:meth:`reads_count_change`), or the free-phase apical baseline the integrated ``W`` rule of learned
+        interneurons subtracts (``contrastive``); the spike-timing rule reads neither."""
+        baseline = self.interneurons == "learned" and self.contrastive and self.w_rule == "integrated"
+        return self.reads_count_change() or baseline
 
     def feedback_sources(self, n_layers: int) -> list[int]:
         """The layer whose pyramidal cells send each hidden layer's top-down ``B``: the layer above, or the
@@ -110,9 +130,8 @@ class CircuitParams:
 
     def idealisations(self) -> list[str]:
         """The :data:`IDEALISATIONS` this circuit uses (empty: local learning only)."""
-        free_phase = self.interneurons == "learned" or self.feedback == "learned"
-        used = [self.feedback == "symmetric", self.interneurons == "ideal", self.error_reference == "free", free_phase,
-                self.interneurons == "learned"]
+        used = [self.feedback == "symmetric", self.interneurons == "ideal", self.error_reference == "free",
+                self.reads_free_phase(), self.interneurons == "learned"]
         return [name for name, on in zip(IDEALISATIONS, used) if on]
 
     def layer_multipliers(self, n_hidden: int | None = None) -> list[float]:

@@ -20,6 +20,7 @@ import torch
 
 from bioleaf.model import plasticity
 from bioleaf.model.circuit.cells import Teacher
+from bioleaf.model.circuit.eligibility import SpikeTimingSums
 from bioleaf.model.circuit.layout import copy_rows
 from bioleaf.model.circuit.params import Context
 from bioleaf.model.circuit.pathways import bottom_up
@@ -133,6 +134,8 @@ def circuit_copies(circuit: Microcircuit, ctx: Context, teacher: Teacher | None,
     live = [l for l, layer in enumerate(spec.layers) if layer.interneurons == LIVE]
     sums = CircuitSums(sizes, batch, dev, teacher is not None, traces=1 if free and not learn.P else L,
                        inter_traces=learn.Q, live=live if learn.P else None)
+    if ctx.params.w_rule == "stdp" and learn.W and teacher is not None:
+        sums.timing = spike_timing_sums(spec, batch, copies)
     run = Copies(Copy(spec, init_state(spec, batch, dev), sums))
     if free:
         shadow = teacher_free_copy(circuit, ctx, copies)
@@ -143,6 +146,16 @@ def circuit_copies(circuit: Microcircuit, ctx: Context, teacher: Teacher | None,
         run.minus, run.first = Copy(minus, init_state(minus, batch, dev)), first
         run.difference = PhaseDifference(range(max(first - 1, 0), L - 2), sizes, batch, dev)
     return run
+
+
+def spike_timing_sums(spec: CopySpec, batch: int, copies: int) -> SpikeTimingSums:
+    """The eligibility of every layer's ``W`` under the spike-timing-dependent rule, in the teacher phase's rows
+    (the last copy's of ``copies`` stacked ones)."""
+    L = len(spec.circuit.W)
+    couplings = [g if g else 1.0 for g in spec.couplings] + [1.0]
+    gains = [spec.g_basal] * (L - 1) + [1.0]
+    rows = slice(batch - batch // copies, batch) if copies > 1 else None
+    return SpikeTimingSums(list(range(L)), couplings, gains, spec.neuron.threshold, rows)
 
 
 @torch.no_grad()
@@ -275,6 +288,9 @@ def plastic_updates(circuit: Microcircuit, run: Copies, errors: list[torch.Tenso
     updates: dict[str, torch.Tensor] = {}
     for l in range(L):
         if learn.W and (l < L - 1 or taught):
+            if sums.timing is not None:
+                updates[f"W{l}"] = sums.timing.E[l]
+                continue
             if l in changes:  # the count change is gated by the cell's own spiking already
                 err, active = changes[l], torch.ones_like(changes[l])
             else:

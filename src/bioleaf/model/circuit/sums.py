@@ -20,6 +20,7 @@ import copy
 
 import torch
 
+from bioleaf.model.circuit.eligibility import SpikeTimingSums
 from bioleaf.model.circuit.layout import copy_rows, per_copy
 from bioleaf.model.circuit.pathways import apical_input
 from bioleaf.model.circuit.spec import CopySpec
@@ -52,8 +53,11 @@ class CircuitSums:
         self.a_inter: list[torch.Tensor | None] = ([None if l in live else torch.zeros(batch, sizes[l + 2], device=device)
                                                     for l in hidden] if live is not None else [])
         self._hidden, self._live, self._teacher = hidden, live or [], teacher
+        self.timing: SpikeTimingSums | None = None  # the spike-timing-dependent W rule's eligibility
 
     def add(self, prev: CopyState, sig: StepSignals) -> None:
+        if self.timing is not None:
+            self.timing.add(sig)
         for l, pre in enumerate(sig.inputs[:len(self.X)]):
             self.X[l] = accumulated(self.X[l], pre)
         for l in self._hidden:
@@ -75,6 +79,8 @@ class CircuitSums:
     def complete(self, state: CopyState, spec: CopySpec, tail: float) -> None:
         """Add the integral of the PSPs still in flight at the end (``tail = 1 / (1 - lambda)``)."""
         B, Q = spec.circuit.B, spec.circuit.Q
+        if self.timing is not None:
+            self.timing.complete()
         for l in self._hidden:
             above, inter = state.pyr[spec.layers[l].feedback_from].trace, state.inter[l].trace
             self.A[l] += tail * apical_input(B[l], Q[l], above, inter, spec.ideal_interneurons)
