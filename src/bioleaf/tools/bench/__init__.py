@@ -23,7 +23,8 @@ and probes.
 
 The modules, from the trainers up to the report:
 
-- :mod:`bioleaf.tools.bench.twin`: our ``bptt`` network built from snnTorch parts, and its trainer;
+- :mod:`bioleaf.tools.bench.peers`: our ``bptt`` network built from snnTorch, Norse and SpikingJelly parts, and
+  their trainers;
 - :mod:`bioleaf.tools.bench.trainers`: the trainers the bench times, each built from one seed;
 - :mod:`bioleaf.tools.bench.runtime`: the device, torch's threads, device synchronisation, freed memory;
 - :mod:`bioleaf.tools.bench.timing`: fixed batches and the rotation that times trainers turn by turn;

@@ -16,14 +16,17 @@ from bioleaf.tools.bench.probes import measure_memory
 from bioleaf.tools.bench.runtime import bench_threads, torch_threads
 from bioleaf.tools.bench.settings import FULL, QUICK, BenchSettings
 from bioleaf.tools.bench.speed import measure_speed
-from bioleaf.tools.bench.twin import TWIN_NEURON, require_snntorch
+from bioleaf.tools.bench.peers import OPTIONAL_PEERS, TWIN_NEURON, installed, package_version, require_snntorch
 
 
 def machine(device: torch.device) -> dict:
-    """Where a bench ran: the device (and the GPU's name), torch's and snnTorch's versions."""
+    """Where a bench ran: the device (and the GPU's name), the versions of torch, snnTorch and every installed
+    optional peer."""
     snntorch, _ = require_snntorch()
     gpu = {"gpu": torch.cuda.get_device_name(device)} if device.type == "cuda" else {}
-    return {"device": str(device), **gpu, "torch_version": torch.__version__, "snntorch_version": snntorch.__version__}
+    peers = {f"{name}_version": package_version(name) for name in OPTIONAL_PEERS if installed(name)}
+    return {"device": str(device), **gpu, "torch_version": torch.__version__, "snntorch_version": snntorch.__version__,
+            **peers}
 
 
 def run_bench(quick: bool = False, *, settings: BenchSettings | None = None,
