@@ -31,11 +31,13 @@ from bioleaf.rules.bptt import surrogate_spike
 
 REQUIRED_KEYS = ("bioleaf_over_snntorch", "bioleaf_local_over_snntorch", "bioleaf_local_over_bioleaf",
                  "bptt_over_snntorch", "bioleaf_memory_ratio_T100_T10", "bptt_memory_ratio_T100_T10", "bioleaf_gflops",
-                 "matmul_gflops", "bioleaf_over_fastest_peer", "bioleaf_local_over_fastest_peer")
-"""The headline figures of a bench run: the speed ratios, the memory ratios and the arithmetic rates."""
+                 "matmul_gflops", "bioleaf_over_fastest_peer", "bioleaf_local_over_fastest_peer",
+                 "bioleaf_limit_efficiency", "bioleaf_local_limit_efficiency")
+"""The headline figures of a bench run: the speed ratios, the memory ratios, the arithmetic rates and limits."""
 RAW_KEYS = ("bioleaf_samples_per_s", "bptt_samples_per_s", "snntorch_samples_per_s",
             "bioleaf_peak_mb_T10", "bioleaf_peak_mb_T100", "bptt_peak_mb_T10", "bptt_peak_mb_T100",
-            "bioleaf_gflop_per_batch", "bioleaf_local_gflop_per_batch")
+            "bioleaf_gflop_per_batch", "bioleaf_local_gflop_per_batch", "bioleaf_limit_seconds",
+            "bioleaf_local_limit_seconds")
 
 
 def check_bench_result(result: dict, device: str) -> None:
