@@ -4,7 +4,7 @@ Both train 784-400-400-10, T=20, batch 100, Bernoulli input spikes, Adam, a leak
 (``tau_mem`` ms, snnTorch's ``beta = exp(-1/tau_mem)``), fast-sigmoid surrogate (slope 5), threshold 1,
 reset by subtraction and the loss cross-entropy(output counts / ce_temperature). They start from the
 same weights and see the same batches and the same input spikes (two generators with one seed).
-The snnTorch network is :class:`bioleaf.tools.bench.twin.SnnTorchTwin` (``nn.Linear`` + ``snntorch.Leaky``): with
+The snnTorch network is :class:`bioleaf.tools.bench.peers.SnnTorchTwin` (``nn.Linear`` + ``snntorch.Leaky``): with
 identical weights and spikes its forward pass gives identical output counts (checked below at full
 size, and exactly in ``tests/test_bench.py``). By default snnTorch keeps its own convention of a
 detached reset (``--attached-reset`` makes the gradients identical to ours too).
@@ -33,7 +33,7 @@ from bioleaf.data import load_dataset
 from bioleaf.model.network import simulate
 from bioleaf.model.neurons import NeuronParams
 from bioleaf.rules import make_rule
-from bioleaf.tools.bench.twin import SnnTorchTrainer, require_snntorch
+from bioleaf.tools.bench.peers import SnnTorchTrainer, require_snntorch
 
 EVAL_BATCH = 1000
 

@@ -20,7 +20,7 @@ from torch.profiler import profile
 
 from bioleaf.config import TrainConfig
 from bioleaf.rules import make_rule
-from bioleaf.tools.bench.twin import TWIN_NEURON, SnnTorchTrainer
+from bioleaf.tools.bench.peers import TWIN_NEURON, SnnTorchTrainer
 
 
 def main(argv=None) -> int:

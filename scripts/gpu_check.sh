@@ -3,7 +3,7 @@
 #   1. the tests marked `cuda` (pytest -m cuda: every rule trains one digits epoch on the GPU, the
 #      microcircuit's updates equal the CPU's, a run trained on the GPU loads on a CPU, compare and the
 #      quick bench run there); none of them may skip;
-#   2. bioleaf bench --device cuda --json;
+#   2. bioleaf bench --device cuda --json, with every peer (snnTorch, Norse, SpikingJelly);
 #   3. bioleaf bench --scaling --device cuda (with the community benchmark's 16384-cell layer);
 #   4. with a minute and a half left, bench/compiled_step.py --device cuda --mode reduce-overhead: the
 #      circuit's time step compiled (Inductor and CUDA graphs) against the eager step; a measurement only,
@@ -14,9 +14,11 @@
 # OUT_DIR receives gpu-check.log (everything printed), cuda-tests.xml, bench.json, scaling/ (results.json,
 # results.md, scaling.png) and compiled-step.txt. PYTHON names the interpreter that has PyTorch (default
 # python3). The project's other dependencies (pyproject.toml: its dependencies and the test and bench extras; usually only snntorch,
-# nir and nirtorch are missing) are installed offline from wheels: $WHEELS, else wheels/ or .whl/ in this
-# checkout, else ../wheels beside it (make them on a machine with internet: pip download --no-deps -d wheels
-# snntorch nir nirtorch). The checkout itself is installed into that Python with pip install --no-deps -e .
+# nir, nirtorch and loguru are missing) and the bench's peers norse and spikingjelly (installed as scripts/setup.sh
+# installs them, without their declared dependencies, which would replace this torch) are installed offline from
+# wheels: $WHEELS, else wheels/ or .whl/ in this checkout, else ../wheels beside it (make them on a machine with
+# internet: pip download --no-deps -d wheels snntorch nir nirtorch loguru norse==1.1.0 spikingjelly==2.0.0).
+# The checkout itself is installed into that Python with pip install --no-deps -e .
 # (when that fails, bioleaf runs from src/). Every failure ends the check with one line starting with
 # "gpu_check:".
 set -uo pipefail
@@ -51,20 +53,27 @@ def absent(name):
 print(" ".join(n for n in names if n != "torch" and absent(n)))
 EOF
 ) || fail "cannot read the dependencies from pyproject.toml (needs Python >= 3.11)"
+wheels=""
+for dir in "${WHEELS:-}" wheels .whl ../wheels; do
+  if [ -n "$dir" ] && [ -d "$dir" ]; then wheels=$dir; break; fi
+done
 if [ -n "$missing" ]; then
-  wheels=""
-  for dir in "${WHEELS:-}" wheels .whl ../wheels; do
-    if [ -n "$dir" ] && [ -d "$dir" ]; then wheels=$dir; break; fi
-  done
   [ -n "$wheels" ] || fail "missing Python packages: $missing; bring their wheels in wheels/ (pip download --no-deps -d wheels $missing) or set WHEELS"
   "$PY" -m pip install -q --no-index --find-links "$wheels" $missing >>"$LOG" 2>&1 \
     || fail "could not install $missing from $wheels: $(grep -E 'ERROR' "$LOG" | tail -1)"
+fi
+PEERS="norse==1.1.0 spikingjelly==2.0.0"
+if ! "$PY" -c 'import norse, spikingjelly' 2>/dev/null; then
+  [ -n "$wheels" ] || fail "missing the bench's peers; bring their wheels in wheels/ (pip download --no-deps -d wheels $PEERS) or set WHEELS"
+  "$PY" -m pip install -q --no-deps --no-index --find-links "$wheels" $PEERS >>"$LOG" 2>&1 \
+    || fail "could not install $PEERS from $wheels: $(grep -E 'ERROR' "$LOG" | tail -1)"
 fi
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 if ! "$PY" -m pip install -q --no-deps --no-build-isolation -e . >>"$LOG" 2>&1; then
   echo "gpu_check: notice: pip install --no-deps -e . failed (see $LOG); running bioleaf from src/ instead" | tee -a "$LOG"
 fi
-"$PY" -c 'import bioleaf, snntorch' 2>>"$LOG" || fail "bioleaf or snntorch does not import: $(tail -1 "$LOG")"
+"$PY" -c 'import bioleaf, snntorch, norse.torch, spikingjelly.activation_based.neuron' 2>>"$LOG" \
+  || fail "bioleaf or a peer (snntorch, norse, spikingjelly) does not import: $(tail -1 "$LOG")"
 { echo "gpu_check: $(date -u +%FT%TZ) $(git rev-parse --short HEAD 2>/dev/null || echo 'no git')"
   "$PY" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda, torch.cuda.get_device_name(0))'
   nvidia-smi -L 2>/dev/null || true; } | tee -a "$LOG"
@@ -104,11 +113,18 @@ if [ "$left" -gt 90 ]; then
 else
   echo "gpu_check: notice: bench/compiled_step.py skipped, ${left}s left" | tee -a "$LOG"
 fi
-"$PY" - "$OUT_DIR/bench.json" <<'EOF' | tee -a "$LOG"
+"$PY" - "$OUT_DIR/bench.json" <<'EOF' 2>&1 | tee -a "$LOG"
 import json, sys
 r = json.load(open(sys.argv[1]))
+skipped = [name for name in ("norse", "spikingjelly") if r[name] != "measured"]
+if skipped:
+    sys.exit(f"gpu_check: bioleaf bench skipped {', '.join(skipped)} ({r[skipped[0]]})")
 print(f"gpu_check: passed on {r['gpu']}: BioLeaF / snnTorch samples/s {r['bioleaf_over_snntorch']:.2f} (idealised), "
-      f"{r['bioleaf_local_over_snntorch']:.2f} (fashion-mnist-local); bptt / snnTorch {r['bptt_over_snntorch']:.2f}; "
-      f"memory T=100 / T=10: BioLeaF {r['bioleaf_memory_ratio_T100_T10']:.2f}, bptt {r['bptt_memory_ratio_T100_T10']:.2f}")
+      f"{r['bioleaf_local_over_snntorch']:.2f} (fashion-mnist-local); BioLeaF / fastest peer ({r['fastest_peer']}) "
+      f"{r['bioleaf_over_fastest_peer']:.2f} (idealised), {r['bioleaf_local_over_fastest_peer']:.2f} (local); "
+      f"limit efficiency {r['bioleaf_limit_efficiency']:.2f} (idealised), {r['bioleaf_local_limit_efficiency']:.2f} "
+      f"(local); bptt / snnTorch {r['bptt_over_snntorch']:.2f}; memory T=100 / T=10: BioLeaF "
+      f"{r['bioleaf_memory_ratio_T100_T10']:.2f}, bptt {r['bptt_memory_ratio_T100_T10']:.2f}")
 EOF
+[ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
 echo "gpu_check: $ran cuda tests passed; results in $OUT_DIR (bench.json, scaling/results.md, scaling/scaling.png)"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up BioLeaF on a fresh Debian machine: the Fashion-MNIST package, a virtual environment,
-# the pinned CPU build of PyTorch and the package with its test and benchmark extras.
+# the pinned CPU build of PyTorch, the package with its test and benchmark extras, and the optional
+# peers of bioleaf bench (Norse, SpikingJelly).
 # Idempotent: a second run only checks. Sourced by scripts/main.sh and scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -30,3 +31,6 @@ if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
   .venv/bin/pip install -q "$TORCH_PIN"   # pinned CPU build first: a loose requirement would pull CUDA
 fi
 .venv/bin/pip install -q -e ".[test,bench,docs]"
+# The peers without their declared dependencies: torchvision and torchaudio would replace the pinned CPU torch
+# (loguru, which SpikingJelly needs, and nir/nirtorch, which Norse needs, come with the bench extra).
+.venv/bin/pip install -q --no-deps "norse==1.1.0" "spikingjelly==2.0.0"

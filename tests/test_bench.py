@@ -16,7 +16,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bioleaf import cli
 from bioleaf.tools import scaling
-from bioleaf.tools.bench import flops, memory, probes, run_bench, timing, trainers, twin
+from bioleaf.tools.bench import flops, memory, peers, probes, run_bench, timing, trainers
+from bioleaf.tools.bench.peers import snntorch_twin as twin
 from bioleaf.config import TrainConfig
 from bioleaf.model.encoding import Encoder
 from bioleaf.errors import UsageError
@@ -30,11 +31,13 @@ from bioleaf.rules.bptt import surrogate_spike
 
 REQUIRED_KEYS = ("bioleaf_over_snntorch", "bioleaf_local_over_snntorch", "bioleaf_local_over_bioleaf",
                  "bptt_over_snntorch", "bioleaf_memory_ratio_T100_T10", "bptt_memory_ratio_T100_T10", "bioleaf_gflops",
-                 "matmul_gflops")
-"""The headline figures of a bench run: the speed ratios, the memory ratios and the arithmetic rates."""
+                 "matmul_gflops", "bioleaf_over_fastest_peer", "bioleaf_local_over_fastest_peer",
+                 "bioleaf_limit_efficiency", "bioleaf_local_limit_efficiency")
+"""The headline figures of a bench run: the speed ratios, the memory ratios, the arithmetic rates and limits."""
 RAW_KEYS = ("bioleaf_samples_per_s", "bptt_samples_per_s", "snntorch_samples_per_s",
             "bioleaf_peak_mb_T10", "bioleaf_peak_mb_T100", "bptt_peak_mb_T10", "bptt_peak_mb_T100",
-            "bioleaf_gflop_per_batch", "bioleaf_local_gflop_per_batch")
+            "bioleaf_gflop_per_batch", "bioleaf_local_gflop_per_batch", "bioleaf_limit_seconds",
+            "bioleaf_local_limit_seconds")
 
 
 def check_bench_result(result: dict, device: str) -> None:
@@ -48,6 +51,12 @@ def check_bench_result(result: dict, device: str) -> None:
     # a free and a teacher phase with learned P, Q and B products: more arithmetic than the idealised batch
     assert result["bioleaf_local_gflop_per_batch"] > result["bioleaf_gflop_per_batch"]
     assert result["bioleaf_phases"] == 1 and result["bioleaf_local_phases"] == 2
+    for name in peers.OPTIONAL_PEERS:  # each measured, or skipped where its package is missing
+        assert result[name] in ("measured", peers.SKIPPED), (name, result[name])
+        for key in (f"{name}_samples_per_s", f"bioleaf_over_{name}", f"bioleaf_local_over_{name}"):
+            assert (key in result) == (result[name] == "measured"), key
+            assert key not in result or math.isfinite(result[key]) and result[key] > 0, key
+    assert result["fastest_peer"] in peers.PEERS
 
 
 def test_quick_bench_through_the_cli_returns_every_key_finite_and_positive(capsys):
@@ -193,6 +202,8 @@ def test_every_trainer_trains_a_batch_also_without_a_hidden_layer(arch):
     xs, ys, source = timing.fixed_batches(arch, 4, 1, torch.Generator().manual_seed(0), torch.device("cpu"))
     assert source == "uniform-noise" and xs[0].shape == (4, sizes[0])
     for name in trainers.TRAINERS:
+        if name in peers.OPTIONAL_PEERS and not peers.installed(name):
+            continue
         stats = trainers.make_trainer(name, arch, 12, 4, torch.device("cpu")).train_batch(
             xs[0], ys[0], torch.Generator().manual_seed(1))
         assert stats.samples == 4 and math.isfinite(stats.loss_sum), name

@@ -177,6 +177,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     device = bench_device(args.device)
     if args.scaling:
+        if args.speed_only:
+            raise UsageError("--speed-only: not with --scaling")
         out = Path(args.out) if args.out is not None else DEFAULT_OUT
         result = run_scaling(device, quick=args.quick, out=out, budget_mb=args.memory_budget)
         print(json.dumps(result) if args.json else scaling_summary(result, out))
@@ -184,7 +186,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for flag, value in (("--out", args.out), ("--memory-budget", args.memory_budget)):
         if value is not None:
             raise UsageError(f"{flag}: only with --scaling")
-    result = run_bench(quick=args.quick, device=device)
+    result = run_bench(quick=args.quick, device=device, speed_only=args.speed_only)
     print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
     return 0
 

@@ -113,9 +113,11 @@ def _add_plot(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
-    b = sub.add_parser("bench", help="speed, memory and GFLOP/s of bioleaf, bptt and snnTorch")
+    b = sub.add_parser("bench", help="speed, memory and GFLOP/s of bioleaf, bptt and the peers (snnTorch, Norse, "
+                       "SpikingJelly)")
     b.add_argument("--json", action="store_true")
     b.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test of the bench itself)")
+    b.add_argument("--speed-only", action="store_true", help="speed and GFLOP/s only, without the memory probes")
     b.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     b.add_argument("--scaling", action="store_true", help="instead: speed and peak memory over hidden width, T and "
                    "batch (on a GPU also the community benchmark's 16384-cell layer); tables, JSON and PNG in --out")

@@ -7,7 +7,7 @@ batch 100): the hidden width ``W`` (784-W-W-10, 400 to 3,200 cells per hidden la
 library benchmarks of Open Neuromorphic): one Linear+LIF layer of 16,384 cells on 16,384 inputs,
 ``T = 500``, batch 16. Every point trains the four :data:`SCALING_TRAINERS`: BioLeaF with its fully
 local and with its idealised circuit (:func:`bioleaf.tools.bench.trainers.circuit_values`), our ``bptt`` and the
-snnTorch twin (:class:`bioleaf.tools.bench.twin.SnnTorchTwin`), each from the same initial weights.
+snnTorch twin (:class:`bioleaf.tools.bench.peers.SnnTorchTwin`), each from the same initial weights.
 
 At every point, for every trainer:
 

@@ -1,5 +1,6 @@
 """The whole bench as one flat dict (what ``bioleaf bench`` prints, and its ``--json``), and the command
-``python -m bioleaf.tools.bench [--quick] [--json]`` or ``--memory-probe SPEC`` (one probe, JSON out)."""
+``python -m bioleaf.tools.bench [--quick] [--speed-only] [--json]`` or ``--memory-probe SPEC`` (one probe, JSON
+out)."""
 
 from __future__ import annotations
 
@@ -16,19 +17,23 @@ from bioleaf.tools.bench.probes import measure_memory
 from bioleaf.tools.bench.runtime import bench_threads, torch_threads
 from bioleaf.tools.bench.settings import FULL, QUICK, BenchSettings
 from bioleaf.tools.bench.speed import measure_speed
-from bioleaf.tools.bench.twin import TWIN_NEURON, require_snntorch
+from bioleaf.tools.bench.peers import OPTIONAL_PEERS, TWIN_NEURON, installed, package_version, require_snntorch
 
 
 def machine(device: torch.device) -> dict:
-    """Where a bench ran: the device (and the GPU's name), torch's and snnTorch's versions."""
+    """Where a bench ran: the device (and the GPU's name), the versions of torch, snnTorch and every installed
+    optional peer."""
     snntorch, _ = require_snntorch()
     gpu = {"gpu": torch.cuda.get_device_name(device)} if device.type == "cuda" else {}
-    return {"device": str(device), **gpu, "torch_version": torch.__version__, "snntorch_version": snntorch.__version__}
+    peers = {f"{name}_version": package_version(name) for name in OPTIONAL_PEERS if installed(name)}
+    return {"device": str(device), **gpu, "torch_version": torch.__version__, "snntorch_version": snntorch.__version__,
+            **peers}
 
 
 def run_bench(quick: bool = False, *, settings: BenchSettings | None = None,
-              device: torch.device = torch.device("cpu")) -> dict:
-    """The whole bench (a, b, c) on ``device`` as one flat dict; ``quick``: tiny sizes, a smoke test of the bench."""
+              device: torch.device = torch.device("cpu"), speed_only: bool = False) -> dict:
+    """The whole bench (a, b, c) on ``device`` as one flat dict; ``quick``: tiny sizes, a smoke test of the bench;
+    ``speed_only``: (a) and (c) without the memory probes of (b)."""
     where = machine(device)
     s = settings or (QUICK if quick else FULL)
     s = replace(s, threads=bench_threads(s.threads))
@@ -39,9 +44,10 @@ def run_bench(quick: bool = False, *, settings: BenchSettings | None = None,
         result.update(measure_speed(s, device=device))
         result["torch_threads"] = torch.get_num_threads()
     result["speed_seconds"] = time.perf_counter() - t0
-    result.update(measure_memory(s, device=device))
-    result["memory_seconds"] = time.perf_counter() - t0 - result["speed_seconds"]
-    result.update({"quick": quick, **run_sizes(s), "twin_tau_mem_ms": TWIN_NEURON.tau_mem, **where,
+    if not speed_only:
+        result.update(measure_memory(s, device=device))
+        result["memory_seconds"] = time.perf_counter() - t0 - result["speed_seconds"]
+    result.update({"quick": quick, "speed_only": speed_only, **run_sizes(s), "twin_tau_mem_ms": TWIN_NEURON.tau_mem, **where,
                    "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                    "bench_seconds": time.perf_counter() - t0})
     return result
@@ -61,15 +67,17 @@ def text_report(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bioleaf.tools.bench [--quick] [--json]`` or ``--memory-probe SPEC`` (one probe, JSON out)."""
+    """``python -m bioleaf.tools.bench [--quick] [--speed-only] [--json]`` or ``--memory-probe SPEC`` (one probe,
+    JSON out)."""
     p = argparse.ArgumentParser(prog="python -m bioleaf.tools.bench")
     p.add_argument("--memory-probe", metavar="JSON", help="run one memory probe: {rule, steps, arch, batch, batches}")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--speed-only", action="store_true", help="(a) and (c) only, without the memory probes")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.memory_probe:
         print(json.dumps(memory_probe(**json.loads(args.memory_probe))), flush=True)
         return 0
-    result = run_bench(quick=args.quick)
+    result = run_bench(quick=args.quick, speed_only=args.speed_only)
     print(json.dumps(result) if args.json else text_report(result))
     return 0

@@ -1,5 +1,6 @@
 """The trainers the bench times: BioLeaF with its idealised and its circuit without copied weights, our ``bptt`` with
-float32 and float64 gradient sums, and the snnTorch twin, each built from one seed.
+float32 and float64 gradient sums, and the peers (:mod:`bioleaf.tools.bench.peers`: our ``bptt`` network built from
+snnTorch, Norse and SpikingJelly parts), each built from one seed.
 
 Every trainer has ``train_batch(images, labels, generator)``.
 """
@@ -15,7 +16,7 @@ from bioleaf.errors import UsageError
 from bioleaf.model.neurons import NeuronParams
 from bioleaf.presets import PRESETS
 from bioleaf.rules import Rule, make_rule
-from bioleaf.tools.bench.twin import TWIN_NEURON, SnnTorchTrainer
+from bioleaf.tools.bench.peers import PEERS, TWIN_NEURON, PeerTrainer, make_peer
 
 LOCAL_PRESET = "fashion-mnist-local"
 """The preset whose circuit is the bench's fashion-mnist-local one."""
@@ -23,7 +24,7 @@ IDEALISED_PRESET = "fashion-mnist"
 """The preset whose circuit is the bench's idealised one."""
 BIOLEAF_TRAINERS = {"bioleaf": "idealised", "bioleaf_local": "local"}
 """The BioLeaF trainers of the bench and the circuit (:func:`circuit_values`) each one runs."""
-TRAINERS = (*BIOLEAF_TRAINERS, "bptt", "bptt_float64", "snntorch")
+TRAINERS = (*BIOLEAF_TRAINERS, "bptt", "bptt_float64", *PEERS)
 """Every trainer :func:`make_trainer` builds."""
 
 
@@ -41,7 +42,7 @@ def circuit_values(circuit: str) -> dict[str, object]:
 
 def bench_config(rule: str, arch: str, steps: int, batch: int, circuit: str = "idealised") -> TrainConfig:
     """The configuration each rule is benchmarked with: defaults, except the sizes, no initial
-    self-predicting phase, for ``bptt`` the leaky :data:`~bioleaf.tools.bench.twin.TWIN_NEURON`, and for
+    self-predicting phase, for ``bptt`` the leaky :data:`~bioleaf.tools.bench.peers.TWIN_NEURON`, and for
     ``bioleaf`` the microcircuit ``circuit`` of :func:`circuit_values`."""
     neuron = TWIN_NEURON if rule == "bptt" else NeuronParams()
     cfg = TrainConfig(rule=rule, arch=arch, steps=steps, batch_size=batch, encoder="bernoulli",
@@ -56,10 +57,10 @@ def bench_config(rule: str, arch: str, steps: int, batch: int, circuit: str = "i
 
 
 def make_trainer(name: str, arch: str, steps: int, batch: int, device: torch.device,
-                 seed: int = 0) -> Rule | SnnTorchTrainer:
+                 seed: int = 0) -> Rule | PeerTrainer:
     """The trainer ``name`` (one of :data:`TRAINERS`) on ``device``, its weights drawn from ``seed``: a
-    :class:`bioleaf.rules.Rule` with the :func:`bench_config` of its rule, or for ``snntorch`` a
-    :class:`~bioleaf.tools.bench.twin.SnnTorchTrainer` starting from the initial weights of ``bptt``."""
+    :class:`bioleaf.rules.Rule` with the :func:`bench_config` of its rule, or for a peer its
+    :class:`~bioleaf.tools.bench.peers.PeerTrainer` with the configuration and initial weights of ``bptt``."""
     if name not in TRAINERS:
         raise UsageError(f"bench: unknown trainer {name!r} (expected one of {', '.join(TRAINERS)})")
     sizes = parse_arch(arch)
@@ -68,7 +69,7 @@ def make_trainer(name: str, arch: str, steps: int, batch: int, device: torch.dev
     if name == "bptt_float64":
         cfg = replace(cfg, grad_sums="float64")
     rule = make_rule(cfg, sizes, torch.Generator().manual_seed(seed), device)
-    return SnnTorchTrainer(cfg, sizes, rule.weights) if name == "snntorch" else rule
+    return make_peer(name, cfg, sizes, rule.weights) if name in PEERS else rule
 
 
 def circuit_label(cfg: TrainConfig) -> str:

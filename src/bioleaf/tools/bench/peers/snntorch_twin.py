@@ -1,24 +1,19 @@
-r"""The snnTorch twin: our ``bptt`` network built from stock snnTorch parts, and its BPTT trainer.
+r"""The snnTorch peer: our ``bptt`` network built from stock snnTorch parts, and its BPTT trainer.
 
-snnTorch is an optional dependency (``pip install 'bioleaf[bench]'``); it is imported when a twin is built.
+snnTorch is the bench's required peer (``pip install 'bioleaf[bench]'``); it is imported when a twin is built.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
-import torch.nn.functional as F
 
 from bioleaf.config import TrainConfig
 from bioleaf.errors import UsageError
 from bioleaf.model.encoding import SpikeStream
-from bioleaf.model.losses import predict
 from bioleaf.model.neurons import NeuronParams
+from bioleaf.tools.bench.peers.base import TWIN_NEURON, PeerNetwork, PeerTrainer
 
 SNNTORCH_MISSING = "bench: snntorch is not installed; pip install 'bioleaf[bench]'"
-TWIN_NEURON = NeuronParams(tau_mem=20.0)
-"""The leaky neuron of the bptt / snnTorch comparison: snnTorch's ``beta = exp(-1/20)``."""
 
 
 def require_snntorch():
@@ -31,7 +26,7 @@ def require_snntorch():
     return snntorch, surrogate
 
 
-class SnnTorchTwin(torch.nn.Module):
+class SnnTorchTwin(PeerNetwork):
     r"""Our ``bptt`` network built from stock snnTorch parts (``nn.Linear`` + ``snntorch.Leaky``).
 
     Layer ``l`` receives the presynaptic trace of the layer below as its input current,
@@ -49,17 +44,14 @@ class SnnTorchTwin(torch.nn.Module):
     (the tests check both); the benchmark keeps snnTorch's default.
     """
 
+    library = "snnTorch"
+
     def __init__(self, sizes: list[int], neuron: NeuronParams = TWIN_NEURON, slope: float = 5.0,
                  *, detach_reset: bool = True, dtype: torch.dtype = torch.float32):
-        super().__init__()
         snn, surrogate = require_snntorch()
-        if neuron.refractory:
-            raise UsageError("bench: the snnTorch twin has no refractory period (use --refractory 0)")
-        self.threshold, self.lam = neuron.threshold, neuron.lam
+        super().__init__(sizes, neuron, dtype)
         self.leak_fix = (1.0 - neuron.alpha) * neuron.threshold
         self.detach_reset = detach_reset
-        self.fc = torch.nn.ModuleList(torch.nn.Linear(i, o, bias=False, dtype=dtype)
-                                      for i, o in zip(sizes[:-1], sizes[1:]))
         # beta and threshold as tensors of the working dtype (a Python float would be stored as float32)
         self.lif = torch.nn.ModuleList(
             snn.Leaky(beta=torch.tensor(neuron.alpha, dtype=dtype),
@@ -70,21 +62,13 @@ class SnnTorchTwin(torch.nn.Module):
             for lif in self.lif:
                 lif.mem_reset = attached_reset(lif)
 
-    def load_weights(self, weights: list[torch.Tensor]) -> "SnnTorchTwin":
-        """Copy our ``W[l]`` (``[n_out, n_in]``, the same layout as ``nn.Linear.weight``)."""
-        with torch.no_grad():
-            for fc, w in zip(self.fc, weights):
-                fc.weight.copy_(w.detach())
-        return self
-
     def forward(self, spikes: SpikeStream, *, batch: int, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Output spike counts and the output cells' final (post-reset) potentials."""
-        x_in = self._zeros(batch, self.fc[0].weight.shape[1])
-        widths = [fc.weight.shape[0] for fc in self.fc]
-        mem = [self._zeros(batch, n) for n in widths]
-        spk = [self._zeros(batch, n) for n in widths]
-        traces = [self._zeros(batch, n) for n in widths]
-        count = self._zeros(batch, widths[-1])
+        x_in = self.zeros(batch, self.fc[0].weight.shape[1])
+        mem = [self.zeros(batch, n) for n in self.widths]
+        spk = [self.zeros(batch, n) for n in self.widths]
+        traces = [self.zeros(batch, n) for n in self.widths]
+        count = self.zeros(batch, self.widths[-1])
         for t in range(steps):
             x_in = self.lam * x_in + spikes(t)
             self._step(x_in, mem, spk, traces)
@@ -104,11 +88,6 @@ class SnnTorchTwin(torch.nn.Module):
             traces[l] = self.lam * traces[l] + spk[l]
             pre = traces[l]
 
-    def _zeros(self, batch: int, n: int) -> torch.Tensor:
-        """A ``[batch, n]`` state of zeros on the device and in the dtype of the weights."""
-        weight = self.fc[0].weight
-        return torch.zeros(batch, n, device=weight.device, dtype=weight.dtype)
-
 
 def attached_reset(lif):
     """snnTorch's reset signal of the layer ``lif`` without its ``detach()``: the reset carries the surrogate
@@ -120,44 +99,12 @@ def attached_reset(lif):
     return reset
 
 
-@dataclass
-class TwinStats:
-    """Summed training loss and number of correct predictions of one batch of the twin."""
-
-    loss_sum: float
-    correct: int
-    samples: int
-
-
-class SnnTorchTrainer:
-    """BPTT training of :class:`SnnTorchTwin` in the usual snnTorch loop: same encoder, loss
-    (cross-entropy of counts / ``ce_temperature``), optimiser (Adam) and learning rate as ``bptt``; the
-    network lives on the device of ``weights``."""
+class SnnTorchTrainer(PeerTrainer):
+    """BPTT training of :class:`SnnTorchTwin` (:class:`~bioleaf.tools.bench.peers.base.PeerTrainer`: the encoder,
+    loss, optimiser and learning rate of ``bptt``); ``detach_reset`` as in :class:`SnnTorchTwin`."""
 
     def __init__(self, cfg: TrainConfig, sizes: list[int], weights: list[torch.Tensor], *,
                  detach_reset: bool = True):
-        self.cfg, self.encoder = cfg, cfg.encoder_obj()
-        if cfg.surrogate != "fast-sigmoid":
-            raise UsageError(f"bench: the snnTorch twin uses fast-sigmoid, got --surrogate {cfg.surrogate}")
-        self.net = SnnTorchTwin(sizes, cfg.neuron, cfg.surrogate_slope, detach_reset=detach_reset)
-        self.net.to(weights[0].device).load_weights(weights)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.learning_rate)
-
-    def train_batch(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> TwinStats:
-        """One BPTT step on a batch, its input spikes drawn from ``generator``."""
-        n = images.shape[0]
-        counts, potentials = self.net(self.encoder.stream(images, self.cfg.steps, generator), batch=n,
-                                      steps=self.cfg.steps)
-        loss = F.cross_entropy(counts / self.cfg.ce_temperature, labels)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        correct = int((predict(counts.detach(), potentials.detach()) == labels).sum())
-        return TwinStats(n * float(loss.detach()), correct, n)
-
-    @torch.no_grad()
-    def infer(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """The predicted class of every image (counts, ties broken by the final potentials)."""
-        counts, potentials = self.net(self.encoder.stream(images, self.cfg.steps, generator),
-                                      batch=images.shape[0], steps=self.cfg.steps)
-        return predict(counts, potentials)
+        self.check_surrogate(cfg, "snnTorch")
+        super().__init__(cfg, SnnTorchTwin(sizes, cfg.neuron, cfg.surrogate_slope, detach_reset=detach_reset),
+                         weights)
