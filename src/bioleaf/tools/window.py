@@ -33,18 +33,18 @@ def _pair_signals(neuron: NeuronParams, steps: int, pre_at: int, post_at: int, p
 def weight_change(rule: str, offset: int, neuron: NeuronParams, span: int = 20, coupling: float = 1.0,
                   predicted_rate: float = 0.0) -> float:
     """The change of one synapse under ``rule`` (``"stdp"`` or ``"integrated"``) for a postsynaptic spike ``offset``
-    steps after the presynaptic one."""
+    steps after the presynaptic one. The eligibility runs on two presynaptic columns, the trace and a constant 1,
+    whose change is the error summed over the presentation, :math:`\\sum_t e_i(t)`, which the integrated rule reads."""
     steps, pre_at = 2 * span + 1, span
     sums = SpikeTimingSums([0], [coupling], [1.0], neuron.threshold)
-    error_sum, trace_sum, trace = torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1, 1)
+    trace_sum, trace = torch.zeros(1, 1), torch.zeros(1, 1)
     for spike, basal, trace in _pair_signals(neuron, steps, pre_at, pre_at + offset, predicted_rate):
-        sig = StepSignals([trace], [basal], [], [spike], [], [])
-        sums.add(sig)
-        error_sum += neuron.threshold * (spike - predicted_rate) / coupling
+        sums.add(StepSignals([torch.cat([trace, torch.ones(1, 1)], dim=1)], [basal], [], [spike], [], []))
         trace_sum += trace
     sums.complete()
+    change, error_sum = float(sums.E[0][0, 0]), sums.E[0][:, 1:].float()
     if rule == "stdp":
-        return float(sums.E[0])
+        return change
     tail = trace / (1 - neuron.lam)  # the PSP still in flight at the end, as the presentation sums complete it
     return float(plasticity.basal_error_integrated(trace_sum + tail, error_sum, torch.ones(1, 1), steps))
 

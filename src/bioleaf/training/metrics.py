@@ -14,13 +14,14 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
 from bioleaf.config import TrainConfig
 from bioleaf.data import Dataset
 from bioleaf.model.losses import predict
+from bioleaf.model.network import Forward
 from bioleaf.rules import Rule
 from bioleaf.training import checkpoint as ckpt
 from bioleaf.training.distributed import BatchFigures
@@ -63,11 +64,17 @@ class Progress:
         self.epoch, self.batch, self.loss_sum, self.correct, self.samples, self.seconds = self.epoch + 1, 0, 0.0, 0, 0, 0.0
 
 
+def forward_chunks(rule: Rule, x: torch.Tensor, generator: torch.Generator) -> Iterator[Forward]:
+    """The teacher-off forward pass of ``x``, ``EVAL_BATCH`` rows at a time, the input spikes drawn from
+    ``generator`` in row order."""
+    for i in range(0, len(x), EVAL_BATCH):
+        yield rule.forward(x[i:i + EVAL_BATCH].to(rule.device), generator)
+
+
 @torch.no_grad()
 def infer_all(rule: Rule, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """The predicted class (teacher off) of every row of ``x``, ``EVAL_BATCH`` rows at a time, the input
-    spikes drawn from ``generator`` in row order."""
-    chunks = [rule.infer(x[i:i + EVAL_BATCH].to(rule.device), generator) for i in range(0, len(x), EVAL_BATCH)]
+    """The predicted class (teacher off) of every row of ``x`` (:func:`forward_chunks`)."""
+    chunks = [predict(fwd.output, fwd.potentials) for fwd in forward_chunks(rule, x, generator)]
     return torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.long, device=rule.device)
 
 
@@ -83,15 +90,15 @@ class Evaluation:
 
 
 class CodeHealth:
-    """Running per-layer counts of :class:`Evaluation`'s silent and saturated shares, chunk by chunk."""
+    """Running per-layer counts of :class:`Evaluation`'s silent and saturated shares, chunk by chunk, for hidden
+    layers of ``widths`` cells."""
 
-    def __init__(self, steps: int):
-        self.steps, self.fired, self.active, self.capped = steps, [], [], []
+    def __init__(self, widths: list[int], steps: int, device: torch.device):
+        self.steps = steps
+        self.fired = [torch.zeros(n, dtype=torch.bool, device=device) for n in widths]
+        self.active, self.capped = [0] * len(widths), [0] * len(widths)
 
     def add(self, hidden_counts: list[torch.Tensor]) -> None:
-        if not self.fired:
-            self.fired = [torch.zeros(c.shape[1], dtype=torch.bool, device=c.device) for c in hidden_counts]
-            self.active, self.capped = [0] * len(hidden_counts), [0] * len(hidden_counts)
         for l, counts in enumerate(hidden_counts):
             self.fired[l] |= (counts > 0).any(dim=0)
             self.active[l] += int((counts > 0).sum())
@@ -104,15 +111,14 @@ class CodeHealth:
 
 @torch.no_grad()
 def evaluate(rule: Rule, x: torch.Tensor, y: torch.Tensor, seed: int, device: torch.device) -> Evaluation:
-    """Test-mode figures with a fresh, seeded spike generator, ``EVAL_BATCH`` rows at a time, the input spikes
-    drawn in row order."""
+    """Test-mode figures with a fresh, seeded spike generator (:func:`forward_chunks`)."""
     if len(x) == 0:
         return Evaluation(float("nan"), [], [])
     gen = torch.Generator(device=device).manual_seed(seed + 3)
-    health, correct = CodeHealth(rule.cfg.steps), 0
-    for i in range(0, len(x), EVAL_BATCH):
-        fwd = rule.forward(x[i:i + EVAL_BATCH].to(rule.device), gen)
-        correct += int((predict(fwd.output, fwd.potentials) == y[i:i + EVAL_BATCH].to(device)).sum())
+    health, correct = CodeHealth(rule.sizes[1:-1], rule.cfg.steps, rule.device), 0
+    for i, fwd in enumerate(forward_chunks(rule, x, gen)):
+        labels = y[i * EVAL_BATCH:(i + 1) * EVAL_BATCH].to(device)
+        correct += int((predict(fwd.output, fwd.potentials) == labels).sum())
         health.add(fwd.counts[:-1])
     return Evaluation(correct / len(x), *health.shares())
 

@@ -152,7 +152,7 @@ def spike_timing_sums(spec: CopySpec, batch: int, copies: int) -> SpikeTimingSum
     """The eligibility of every layer's ``W`` under the spike-timing-dependent rule, in the teacher phase's rows
     (the last copy's of ``copies`` stacked ones)."""
     L = len(spec.circuit.W)
-    couplings = [g if g else 1.0 for g in spec.couplings] + [1.0]
+    couplings = spec.couplings + [1.0]  # every hidden soma nudged (CircuitParams.validate_depth)
     gains = [spec.g_basal] * (L - 1) + [1.0]
     rows = slice(batch - batch // copies, batch) if copies > 1 else None
     return SpikeTimingSums(list(range(L)), couplings, gains, spec.neuron.threshold, rows)
