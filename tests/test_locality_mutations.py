@@ -135,3 +135,27 @@ def test_a_hidden_update_reading_the_free_phase_of_the_output_is_caught(mutate, 
         updates["W0"] = updates["W0"] + 1e-3 * _outer(output_free, run.main.sums.X[0][-output_free.shape[0]:])
     mutate(extra)
     _fails_naming(run_cli, "W0", "activity:free:pyr2")
+
+
+STDP_ARGS = ("check-locality", "--dataset", "digits", "--arch", "64-48-48-10", "--steps", "20", "--target-high", "15",
+             "--samples", "8", "--w-rule", "stdp", "--feedback", "random", "--g-apical-layers", "1")
+
+
+def test_the_spike_timing_rule_reading_the_output_cells_is_caught(monkeypatch, run_cli):
+    """The spike-timing rule of the first hidden layer also reading the output cells' spikes (no synapse onto it
+    comes from them: its feedback comes from the layer above)."""
+    from bioleaf.model.circuit.eligibility import SpikeTimingSums
+
+    code, out, err = run_cli(*STDP_ARGS)
+    assert code == 0, err  # unmutated, the rule passes
+    original = SpikeTimingSums.add
+
+    def add(self, sig):
+        if sig.spikes[0] is not None:
+            sig.spikes[0] = sig.spikes[0] + 0.5 * sig.spikes[-1].sum(1, keepdim=True)  # what W0's eligibility reads
+        original(self, sig)
+
+    monkeypatch.setattr(SpikeTimingSums, "add", add)
+    code, out, err = run_cli(*STDP_ARGS)
+    assert code == 1, (code, out, err)
+    assert err.count("\n") == 1 and "W0" in err and "pyr2" in err, err
