@@ -59,8 +59,8 @@ def dendritic_prediction_error(spikes: torch.Tensor, predicted: torch.Tensor, th
     the strength of whatever else drives the soma: :math:`g_A` at a hidden cell (its apical compartment), 1 at an
     output cell (its teacher). The soma turns the extra drive :math:`g_A v^A_i` into spikes the prediction lacks,
     so :math:`\sum_t e_i(t)` is the count change :math:`\vartheta (n_i - \hat n_i)/g_i \approx A_i`, gated the way
-    the soma gates it: nothing while the cell stays silent, nothing at its count cap (after Urbanczik & Senn 2014,
-    dendritic prediction of somatic spiking).
+    the soma gates it: nothing while neither the cell nor its prediction fires, nothing at the cap of one spike per
+    step (after Urbanczik & Senn 2014, dendritic prediction of somatic spiking).
     """
     return threshold * (spikes - predicted) / coupling
 
