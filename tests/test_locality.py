@@ -24,7 +24,7 @@ from golden_cases import config  # noqa: E402
 
 RULES = [plasticity.basal_error_integrated, plasticity.interneuron_prediction, plasticity.apical_cancellation,
          plasticity.count_change_error, plasticity.feedback_kolen_pollack, plasticity.dendritic_prediction_error,
-         plasticity.basal_error_stdp]
+         plasticity.basal_error_stdp, plasticity.homeostatic_drive, plasticity.homeostatic_scaling]
 
 
 CHECKED = ["learned-nudged-random-all", "learned-nudged-learned-0", "learned-nudged-symmetric-0", "ideal-nudged-random-all",
@@ -101,7 +101,8 @@ def test_rules_are_pure_functions_of_their_arguments():
     sample = {"pre_sum": pre, "interneuron_sum": pre, "apical_sum": post, "active": (post > 0.5).float(),
               "partner_count": post, "own_predicted_count": post.flip(0), "own_sum": post, "steps": 10,
               "count": post.round(), "free_count": post.flip(0).round(), "threshold": 1.5, "coupling": 0.5,
-              "spikes": (post > 0.5).float(), "predicted": (post < 0.3).float(), "error": post, "pre_trace": pre}
+              "spikes": (post > 0.5).float(), "predicted": (post < 0.3).float(), "error": post, "pre_trace": pre,
+              "strength": 0.01}
     for rule in RULES:
         names = list(inspect.signature(rule).parameters)
         if rule is plasticity.feedback_kolen_pollack:  # pre: the layer above (5 cells), post: own layer

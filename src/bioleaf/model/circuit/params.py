@@ -51,6 +51,7 @@ class CircuitParams:
     gate: str = "fired"  # hidden cells' bottom-up plasticity gate: fired [n > 0], headroom [n > 0] (1 - n / T)
     upper_error: str = "auto"  # what W above the lowest hidden layer reads: apical, count-change, auto (learned: count)
     w_rule: str = "integrated"  # W's rule: integrated (presentation sums) or stdp (spike timing, dendritic prediction)
+    homeostasis: float = 0.0  # eta_h of hidden cells' homeostatic scaling of W (plasticity.homeostatic_scaling); 0: off
 
     def validate(self) -> "CircuitParams":
         """Raise :class:`UsageError` for values that cannot give a working circuit."""
@@ -62,6 +63,8 @@ class CircuitParams:
             raise UsageError(f"--g-basal: expected a finite value > 0, got {self.g_basal}")
         if not (0 <= self.g_apical <= 10):
             raise UsageError(f"--g-apical: expected a value in [0, 10], got {self.g_apical}")
+        if not (0 <= self.homeostasis <= 10):
+            raise UsageError(f"--homeostasis: expected a value in [0, 10] (0: off), got {self.homeostasis}")
         self.layer_multipliers()
         return self
 

@@ -277,7 +277,8 @@ def plastic_updates(circuit: Microcircuit, run: Copies, errors: list[torch.Tenso
     its free-phase presynaptic sum, each cell its free count). With learned feedback and the free phase's
     memory, every layer that has a mirror ``B`` below it reads instead the change of its own count from the
     free phase (:func:`plasticity.count_change_error`), the same quantity its mirror ``B`` reads
-    (:func:`plasticity.feedback_kolen_pollack`)."""
+    (:func:`plasticity.feedback_kolen_pollack`). With ``--homeostasis`` every hidden cell adds its homeostatic
+    scaling (:func:`plasticity.homeostatic_scaling`), read from the same count as its gate."""
     L, sums, steps = len(circuit.W), run.main.sums, ctx.steps
     pre_sums, gates = sums.X, run.main.state.pyr
     if run.shadow is not None:
@@ -290,14 +291,17 @@ def plastic_updates(circuit: Microcircuit, run: Copies, errors: list[torch.Tenso
         if learn.W and (l < L - 1 or taught):
             if sums.timing is not None:
                 updates[f"W{l}"] = sums.timing.E[l]
-                continue
-            if l in changes:  # the count change is gated by the cell's own spiking already
-                err, active = changes[l], torch.ones_like(changes[l])
             else:
-                err = errors[l] if baseline is None or l == L - 1 else sums.A[l] - baseline[l]
-                active = (plasticity.plasticity_gate(gates[l].count, steps, ctx.params.gate) if l < L - 1
-                          else torch.ones_like(err))
-            updates[f"W{l}"] = plasticity.basal_error_integrated(pre_sums[l], err, active, steps)
+                if l in changes:  # the count change is gated by the cell's own spiking already
+                    err, active = changes[l], torch.ones_like(changes[l])
+                else:
+                    err = errors[l] if baseline is None or l == L - 1 else sums.A[l] - baseline[l]
+                    active = (plasticity.plasticity_gate(gates[l].count, steps, ctx.params.gate) if l < L - 1
+                              else torch.ones_like(err))
+                updates[f"W{l}"] = plasticity.basal_error_integrated(pre_sums[l], err, active, steps)
+            if ctx.params.homeostasis and l < L - 1 and taught:
+                updates[f"W{l}"] += plasticity.homeostatic_scaling(gates[l].count, pre_sums[l], steps,
+                                                                   ctx.params.homeostasis, ctx.neuron.threshold)
     threshold = run.main.spec.neuron.threshold
     for l in range(L - 1):
         if learn.P:
