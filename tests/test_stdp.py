@@ -7,6 +7,7 @@ import torch
 import bioleaf
 from bioleaf.errors import UsageError
 from bioleaf.model import plasticity
+from bioleaf.model.circuit import CircuitParams
 from bioleaf.model.circuit.eligibility import SpikeTimingSums
 from bioleaf.model.circuit.state import StepSignals
 from bioleaf.model.neurons import NeuronParams
@@ -26,6 +27,18 @@ def test_the_stdp_window_depends_on_spike_timing_and_the_integrated_one_does_not
     assert max(integrated) - min(integrated) < 1e-12 and integrated[0] > 0  # no timing dependence at all
 
 
+def test_a_plasticity_trace_widens_the_window_and_keeps_it_causal():
+    neuron = NeuronParams(tau_syn=1.0)
+    decay = CircuitParams(stdp_tau=10.0).window_decay(neuron.dt)
+    psp, wide = (learning_window(neuron, span=20, window_decay=d)["stdp"] for d in (0.0, decay))
+    assert all(w == 0 for w in wide[:20])  # a postsynaptic spike before the presynaptic one: no change
+    assert all(w > 0 for w in wide[20:])
+    assert wide[30] > 10 * psp[30]  # 10 ms after: the 1 ms PSP has gone, the 10 ms plasticity trace has not
+    assert sum(wide) == pytest.approx(sum(psp), rel=0.15)  # the same area, spread over a longer window
+    integrated = learning_window(neuron, span=20, window_decay=decay)["integrated"]
+    assert max(integrated) - min(integrated) < 1e-12  # the integrated rule reads no plasticity trace
+
+
 def test_a_predicted_rate_depresses_whatever_the_timing():
     neuron = NeuronParams(tau_syn=2.0)
     unpredicted = weight_change("stdp", 3, neuron)
@@ -39,12 +52,13 @@ def _signals(g, steps, batch, n_pre, n_post):
                         [(torch.rand(batch, n_post, generator=g) < 0.3).float()], [], []) for _ in range(steps)]
 
 
-@pytest.mark.parametrize("steps", [7, 10, 23])
-def test_the_eligibility_is_the_sum_of_error_times_presynaptic_trace(steps):
+@pytest.mark.parametrize("steps, window_decay", [(7, 0.0), (10, 0.0), (23, 0.0), (23, 0.8)])
+def test_the_eligibility_is_the_sum_of_error_times_presynaptic_trace(steps, window_decay):
     g = torch.Generator().manual_seed(steps)
     signals = _signals(g, steps, 5, 4, 3)
-    sums = SpikeTimingSums([0], [0.5], [2.0], threshold=1.5, chunk=10)
+    sums = SpikeTimingSums([0], [0.5], [2.0], threshold=1.5, chunk=10, window_decay=window_decay)
     u, expected, fired = torch.zeros(5, 3), torch.zeros(3, 4, dtype=torch.float64), 0.0
+    plastic = torch.zeros(5, 4)  # the plasticity trace, a low-pass of the PSP trace (the PSP trace itself at 0)
     for sig in signals:
         sums.add(sig)
         assert all(len(p) < 10 for p in sums._pending.values())  # memory bounded by the chunk, whatever T
@@ -53,7 +67,8 @@ def test_the_eligibility_is_the_sum_of_error_times_presynaptic_trace(steps):
         u = u - 1.5 * predicted
         fired += float(predicted.sum())
         error = 1.5 * (sig.spikes[0] - predicted) / 0.5
-        expected += error.double().T @ sig.inputs[0].double()
+        plastic = window_decay * plastic + (1 - window_decay) * sig.inputs[0]
+        expected += error.double().T @ plastic.double()
     sums.complete()
     assert fired > 0 and torch.allclose(sums.E[0], expected, atol=1e-9)
 

@@ -65,6 +65,8 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
                "([n > 0]) or headroom ([n > 0] (1 - n/T), closing at the count cap)"),
     "--w-rule": ("circuit.w_rule", str, "bioleaf rule of the bottom-up W: integrated (presentation sums) or stdp "
                  "(spike-timing-dependent: postsynaptic spikes minus the basal prediction, times the presynaptic trace)"),
+    "--tau-stdp": ("circuit.stdp_tau", float, "bioleaf stdp rule: time constant (ms) of the presynaptic plasticity "
+                   "trace, a low-pass of the PSP trace (0: the PSP trace itself)"),
     "--homeostasis": ("circuit.homeostasis", float, "bioleaf homeostatic scaling of hidden cells' W: a cell silent "
                       "on a sample strengthens its active inputs, one at its cap weakens them, at this strength "
                       "(0: off)"),
@@ -276,7 +278,7 @@ class TrainConfig:
         if not isinstance(self.targets, CountTargets):
             raise UsageError(f"config: targets must be CountTargets, got {type(self.targets).__name__}")
         numbers = [("neuron", n) for n in ("threshold", "tau_mem", "tau_syn", "dt")]
-        numbers += [("circuit", n) for n in ("g_basal", "g_apical", "teacher_strength", "homeostasis")]
+        numbers += [("circuit", n) for n in ("g_basal", "g_apical", "teacher_strength", "homeostasis", "stdp_tau")]
         for group, name in numbers:
             value = getattr(getattr(self, group), name)
             if not _is_number(value):

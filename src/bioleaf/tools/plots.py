@@ -86,14 +86,14 @@ def _learning_curves(rows: list[dict], path: Path) -> Path:
 
 def _learning_window(cfg: TrainConfig, path: Path) -> Path:
     """The measured learning window of both ``W`` rules (the run's own drawn solid)."""
-    window = learning_window(cfg.neuron)
+    window = learning_window(cfg.neuron, window_decay=cfg.circuit.window_decay(cfg.neuron.dt))
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for rule in W_RULES:
         style = "-" if rule == cfg.circuit.w_rule else "--"
         ax.plot(window["offset_ms"], window[rule], style, marker=".", label=rule)
     ax.axvline(0, color="grey", lw=0.5)
     ax.set(xlabel="postsynaptic minus presynaptic spike time (ms)", ylabel="weight change (one synapse)",
-           title=f"learning window (tau_syn {cfg.neuron.tau_syn:g} ms)")
+           title=f"learning window (tau_syn {cfg.neuron.tau_syn:g} ms, tau_stdp {cfg.circuit.stdp_tau:g} ms)")
     ax.grid(alpha=0.3)
     ax.legend()
     return save_png(fig, path)

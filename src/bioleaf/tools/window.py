@@ -31,12 +31,14 @@ def _pair_signals(neuron: NeuronParams, steps: int, pre_at: int, post_at: int, p
 
 
 def weight_change(rule: str, offset: int, neuron: NeuronParams, span: int = 20, coupling: float = 1.0,
-                  predicted_rate: float = 0.0) -> float:
+                  predicted_rate: float = 0.0, window_decay: float = 0.0) -> float:
     """The change of one synapse under ``rule`` (``"stdp"`` or ``"integrated"``) for a postsynaptic spike ``offset``
-    steps after the presynaptic one. The eligibility runs on two presynaptic columns, the trace and a constant 1,
-    whose change is the error summed over the presentation, :math:`\\sum_t e_i(t)`, which the integrated rule reads."""
+    steps after the presynaptic one (``window_decay``: the spike-timing rule's plasticity trace, ``--tau-stdp``).
+    The eligibility runs on two presynaptic columns, the trace and a constant 1, whose change under the integrated
+    rule (no plasticity trace) is the error summed over the presentation, :math:`\\sum_t e_i(t)`, which it reads."""
     steps, pre_at = 2 * span + 1, span
-    sums = SpikeTimingSums([0], [coupling], [1.0], neuron.threshold)
+    sums = SpikeTimingSums([0], [coupling], [1.0], neuron.threshold,
+                           window_decay=window_decay if rule == "stdp" else 0.0)
     trace_sum, trace = torch.zeros(1, 1), torch.zeros(1, 1)
     for spike, basal, trace in _pair_signals(neuron, steps, pre_at, pre_at + offset, predicted_rate):
         sums.add(StepSignals([torch.cat([trace, torch.ones(1, 1)], dim=1)], [basal], [], [spike], [], []))
@@ -49,8 +51,10 @@ def weight_change(rule: str, offset: int, neuron: NeuronParams, span: int = 20, 
     return float(plasticity.basal_error_integrated(trace_sum + tail, error_sum, torch.ones(1, 1), steps))
 
 
-def learning_window(neuron: NeuronParams, span: int = 20) -> dict[str, list[float]]:
-    """Offsets (ms) and the change of one synapse at each, for both rules."""
+def learning_window(neuron: NeuronParams, span: int = 20, window_decay: float = 0.0) -> dict[str, list[float]]:
+    """Offsets (ms) and the change of one synapse at each, for both rules (the spike-timing rule's plasticity trace
+    decaying by ``window_decay`` per step)."""
     offsets = list(range(-span, span + 1))
     return {"offset_ms": [o * neuron.dt for o in offsets],
-            **{rule: [weight_change(rule, o, neuron, span) for o in offsets] for rule in plasticity.W_RULES}}
+            **{rule: [weight_change(rule, o, neuron, span, window_decay=window_decay) for o in offsets]
+               for rule in plasticity.W_RULES}}

@@ -30,12 +30,14 @@ class SpikeTimingSums:
     :math:`g_i` of layer ``l``'s cells, ``drive_gains[l]`` the gain of their basal potential."""
 
     def __init__(self, layers: list[int], couplings: list[float], drive_gains: list[float], threshold: float,
-                 rows: slice | None = None, chunk: int = 10):
+                 rows: slice | None = None, chunk: int = 10, window_decay: float = 0.0):
         self.E: dict[int, torch.Tensor | None] = {l: None for l in layers}
         self._basal_soma: dict[int, torch.Tensor | None] = {l: None for l in layers}  # u_i, the prediction's potential
         self._pending: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {l: [] for l in layers}
         self._couplings, self._gains, self._threshold = couplings, drive_gains, threshold
         self._rows, self._chunk = rows, chunk
+        self._window_decay = window_decay  # lambda_w of the plasticity trace (0: the PSP trace itself)
+        self._window: dict[int, torch.Tensor | None] = {l: None for l in layers}  # x~_j, the plasticity trace
 
     def _own(self, t: torch.Tensor) -> torch.Tensor:
         return t if self._rows is None else copy_rows(t, self._rows)
@@ -49,9 +51,20 @@ class SpikeTimingSums:
             self._basal_soma[l] = u.sub_(predicted, alpha=self._threshold)
             error = plasticity.dendritic_prediction_error(self._own(sig.spikes[l]), predicted, self._threshold,
                                                           self._couplings[l])
-            self._pending[l].append((error, self._own(sig.inputs[l])))
+            self._pending[l].append((error, self._plasticity_trace(l, self._own(sig.inputs[l]))))
             if len(self._pending[l]) == self._chunk:
                 self._flush(l)
+
+    def _plasticity_trace(self, l: int, pre: torch.Tensor) -> torch.Tensor:
+        r"""The presynaptic trace the rule pairs with the error: the PSP trace :math:`x_j` itself, or with a window
+        decay :math:`\lambda_w > 0` its low-pass :math:`\tilde x_j(t) = \lambda_w \tilde x_j(t-1) + (1-\lambda_w) x_j(t)`
+        (same sum over a presentation; a window that rises and falls over ``--tau-stdp``)."""
+        if not self._window_decay:
+            return pre
+        prev = self._window[l]
+        trace = (1 - self._window_decay) * pre if prev is None else torch.lerp(pre, prev, self._window_decay)
+        self._window[l] = trace
+        return trace
 
     def _flush(self, l: int) -> None:
         """The pending steps of layer ``l`` as one product of their stacked rows."""

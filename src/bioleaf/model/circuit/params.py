@@ -51,6 +51,7 @@ class CircuitParams:
     gate: str = "fired"  # hidden cells' bottom-up plasticity gate: fired [n > 0], headroom [n > 0] (1 - n / T)
     upper_error: str = "auto"  # what W above the lowest hidden layer reads: apical, count-change, auto (learned: count)
     w_rule: str = "integrated"  # W's rule: integrated (presentation sums) or stdp (spike timing, dendritic prediction)
+    stdp_tau: float = 0.0  # ms, the stdp rule's plasticity trace (0: the PSP trace itself)
     homeostasis: float = 0.0  # eta_h of hidden cells' homeostatic scaling of W (plasticity.homeostatic_scaling); 0: off
 
     def validate(self) -> "CircuitParams":
@@ -63,6 +64,8 @@ class CircuitParams:
             raise UsageError(f"--g-basal: expected a finite value > 0, got {self.g_basal}")
         if not (0 <= self.g_apical <= 10):
             raise UsageError(f"--g-apical: expected a value in [0, 10], got {self.g_apical}")
+        if not (0 <= self.stdp_tau <= 1000):
+            raise UsageError(f"--tau-stdp: expected a time constant in [0, 1000] ms (0: the PSP trace), got {self.stdp_tau}")
         if not (0 <= self.homeostasis <= 10):
             raise UsageError(f"--homeostasis: expected a value in [0, 10] (0: off), got {self.homeostasis}")
         self.layer_multipliers()
@@ -111,6 +114,10 @@ class CircuitParams:
             raise UsageError("--w-rule stdp/--g-apical-layers: the spike-timing rule reads the spikes the apical "
                              "compartment adds, so every hidden layer's soma must be nudged (a coupling above 0; check "
                              "--g-apical and --g-apical-layers)")
+
+    def window_decay(self, dt: float) -> float:
+        """Per-step decay of the spike-timing rule's plasticity trace, ``exp(-dt / stdp_tau)`` (0: none)."""
+        return math.exp(-dt / self.stdp_tau) if self.stdp_tau else 0.0
 
     def reads_count_change(self) -> bool:
         """Whether ``W`` of every layer above the lowest hidden one reads the change of its cells' counts from the

@@ -135,7 +135,7 @@ def circuit_copies(circuit: Microcircuit, ctx: Context, teacher: Teacher | None,
     sums = CircuitSums(sizes, batch, dev, teacher is not None, traces=1 if free and not learn.P else L,
                        inter_traces=learn.Q, live=live if learn.P else None)
     if ctx.params.w_rule == "stdp" and learn.W and teacher is not None:
-        sums.timing = spike_timing_sums(spec, batch, copies)
+        sums.timing = spike_timing_sums(spec, batch, copies, ctx.params.window_decay(ctx.neuron.dt))
     run = Copies(Copy(spec, init_state(spec, batch, dev), sums))
     if free:
         shadow = teacher_free_copy(circuit, ctx, copies)
@@ -148,14 +148,14 @@ def circuit_copies(circuit: Microcircuit, ctx: Context, teacher: Teacher | None,
     return run
 
 
-def spike_timing_sums(spec: CopySpec, batch: int, copies: int) -> SpikeTimingSums:
+def spike_timing_sums(spec: CopySpec, batch: int, copies: int, window_decay: float = 0.0) -> SpikeTimingSums:
     """The eligibility of every layer's ``W`` under the spike-timing-dependent rule, in the teacher phase's rows
-    (the last copy's of ``copies`` stacked ones)."""
+    (the last copy's of ``copies`` stacked ones), its plasticity trace decaying by ``window_decay`` per step."""
     L = len(spec.circuit.W)
     couplings = spec.couplings + [1.0]  # every hidden soma nudged (CircuitParams.validate_depth)
     gains = [spec.g_basal] * (L - 1) + [1.0]
     rows = slice(batch - batch // copies, batch) if copies > 1 else None
-    return SpikeTimingSums(list(range(L)), couplings, gains, spec.neuron.threshold, rows)
+    return SpikeTimingSums(list(range(L)), couplings, gains, spec.neuron.threshold, rows, window_decay=window_decay)
 
 
 @torch.no_grad()
