@@ -102,7 +102,7 @@ def test_rules_are_pure_functions_of_their_arguments():
               "partner_count": post, "own_predicted_count": post.flip(0), "own_sum": post, "steps": 10,
               "count": post.round(), "free_count": post.flip(0).round(), "threshold": 1.5, "coupling": 0.5,
               "spikes": (post > 0.5).float(), "predicted": (post < 0.3).float(), "error": post, "pre_trace": pre,
-              "strength": 0.01}
+              "strength": 0.01, "cap": 10, "drive": post}
     for rule in RULES:
         names = list(inspect.signature(rule).parameters)
         if rule is plasticity.feedback_kolen_pollack:  # pre: the layer above (5 cells), post: own layer

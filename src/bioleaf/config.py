@@ -226,6 +226,11 @@ class TrainConfig:
         self.neuron.validate()
         self.targets.validate(self.steps)
         self.circuit.validate()
+        window = self.steps * self.neuron.dt
+        if self.circuit.stdp_tau > window:
+            raise UsageError(f"--tau-stdp: expected at most the presentation's length --steps x --dt = {window:g} ms "
+                             f"(a longer plasticity trace pairs most of each spike's area with no error), got "
+                             f"{self.circuit.stdp_tau:g}")
         n_layers = len(parse_arch(self.arch)) - 1 if self.arch else None  # known only with --arch
         if self.lr_layers:
             self.lr_multipliers(n_layers)

@@ -16,14 +16,16 @@ whose change does not depend on the timing of pre- and postsynaptic spikes withi
 its basal dendrite's predicted spikes as :math:`e_i(t)` (:func:`dendritic_prediction_error`), accumulated step by
 step in bounded chunks (docs/theory.md, section 3).
 
-A cell's code is kept healthy by :func:`homeostatic_scaling` (``--homeostasis``), read from its own count: a cell
-silent in a presentation strengthens its active inputs, one firing at every step weakens them.
+With ``--homeostasis`` a cell's code is kept healthy by :func:`homeostatic_scaling`, read from its own count: a
+cell silent in a presentation strengthens its active inputs, one firing at its cap weakens them.
 
 Shapes: presynaptic ``[batch, n_pre]``, postsynaptic ``[batch, n_post]``, result ``[n_post, n_pre]``
 (summed over the batch; each batch row is an independent presentation).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -101,34 +103,41 @@ def plasticity_gate(count: torch.Tensor, steps: int, kind: str) -> torch.Tensor:
     return fired if kind == "fired" else fired * (1 - count / steps)
 
 
-def homeostatic_drive(count: torch.Tensor, steps: int, strength: float, threshold: float) -> torch.Tensor:
+def homeostatic_drive(count: torch.Tensor, cap: int, strength: float, threshold: float) -> torch.Tensor:
     r"""A hidden cell's homeostatic signal from its own spike count in one presentation.
 
-    .. math::  h_i = \eta_h\, \vartheta\, \big([n_i = 0] - [n_i \ge T]\big)
+    .. math::  h_i = \eta_h\, \vartheta\, \big([n_i = 0] - [n_i \ge n_{max}]\big)
 
-    Positive while the cell stays silent, negative while it fires at its cap of one spike per step, zero
-    in between: a set point band on the cell's own rate, with no target inside it to pull the code toward.
+    Positive while the cell stays silent, negative while it fires at its cap :math:`n_{max}` (``cap``: one spike
+    per step, fewer with a refractory period), zero in between: a set-point band on the cell's own rate, with no
+    target inside it to pull the code toward.
     """
     silent = (count == 0).to(count.dtype)
-    capped = (count >= steps).to(count.dtype)
+    capped = (count >= cap).to(count.dtype)
     return (strength * threshold) * (silent - capped)
 
 
-def homeostatic_scaling(count: torch.Tensor, pre_sum: torch.Tensor, steps: int, strength: float,
-                        threshold: float) -> torch.Tensor:
+def homeostatic_scaling(drive: torch.Tensor, pre_sum: torch.Tensor, steps: int) -> torch.Tensor:
     r"""Bottom-up ``W`` of a hidden cell, homeostatic: its active inputs scaled by its own rate band.
 
-    .. math::  \Delta W_{ij} = \tfrac1T\, h_i\, X_j, \qquad
-               h_i = \eta_h\, \vartheta\, \big([n_i = 0] - [n_i \ge T]\big)
+    .. math::  \Delta W_{ij} = \tfrac1T\, h_i\, X_j
 
-    (:func:`homeostatic_drive`; ``pre_sum`` :math:`X_j` as in :func:`basal_error_integrated`, whose scale it
-    shares: :math:`h_i` is an error of :math:`\eta_h\vartheta` per step). A cell silent on a sample strengthens
-    the synapses that were active on it until it fires on such samples; a cell at its cap weakens them. Both
-    rules of ``W`` add it (``--homeostasis``), and the error rule's own gate cannot close it: a silent cell has
-    no error to learn from, which is why it needs this one (after Turrigiano's synaptic scaling, here additive
-    and input-specific).
+    (``drive`` :math:`h_i` from :func:`homeostatic_drive`; ``pre_sum`` :math:`X_j` as in
+    :func:`basal_error_integrated`, whose scale it shares: :math:`h_i` stands where the integrated apical
+    potential :math:`A_i` stands there, an error of :math:`\eta_h\vartheta` per presentation). A cell silent on a
+    sample strengthens the synapses that were active on it until it fires on such samples; a cell at its cap
+    weakens them. Either rule of ``W`` adds it with ``--homeostasis``, and the error rule's own gate cannot close
+    it: a silent cell has no error to learn from, which is why it needs this one (after Turrigiano's synaptic
+    scaling, here additive and input-specific). A learned ``B`` that mirrors this ``W`` takes the same increment
+    (:func:`feedback_kolen_pollack` of :math:`h`, read from its presynaptic cell's count).
     """
-    return batch_outer_sum(homeostatic_drive(count, steps, strength, threshold), pre_sum) / steps
+    return batch_outer_sum(drive, pre_sum) / steps
+
+
+def count_cap(steps: int, refractory: int) -> int:
+    """The most spikes a soma can fire in ``steps`` steps: one per step, one per ``refractory + 1`` steps with a
+    refractory period."""
+    return math.ceil(steps / (refractory + 1))
 
 
 def interneuron_prediction(pre_sum: torch.Tensor, partner_count: torch.Tensor,

@@ -10,13 +10,15 @@ Five settings (``bioleaf check-equivalence``):
 
 - ``count_model``: the idealised count model (no spikes, :func:`count_model_updates`);
 - ``spiking``: the spiking microcircuit in the special circumstance: symmetric feedback
-  ``B = W_above^T``, ideal interneurons ``P = W_above``, ``Q = -B``;
+  ``B = W_above^T``, ideal interneurons ``P = W_above``, ``Q = -B``, the integrated ``W`` rule;
 - ``spiking_stdp``: the same circuit with the spike-timing-dependent ``W`` rule
-  (:func:`bioleaf.model.plasticity.basal_error_stdp`, ``--w-rule stdp``);
+  (:func:`bioleaf.model.plasticity.basal_error_stdp`, with the configuration's ``--tau-stdp``);
 - ``random_feedback``: the same with fixed random ``B`` (and ``Q = -B``);
 - ``untrained_interneurons``: symmetric feedback, ``P`` and ``Q`` at their initial value (zero),
   without the free-phase baseline (``contrastive=False``), so the apical potential carries the raw
   top-down activity.
+
+Homeostatic scaling (``--homeostasis``) is off in every setting: it adds a change the gradient does not have.
 """
 
 from __future__ import annotations
@@ -118,7 +120,7 @@ def check_equivalence(cfg: TrainConfig, images: torch.Tensor, labels: torch.Tens
     cfg.require_cpu("check-equivalence")
     sizes = cfg.sizes(images.shape[1], 10)
     out: dict[str, list[dict]] = {}
-    ideal = dataclasses.replace(cfg.circuit, feedback="symmetric", interneurons="ideal")
+    ideal = dataclasses.replace(cfg.circuit, feedback="symmetric", interneurons="ideal", homeostasis=0.0)
     circuit = build_circuit(sizes, ideal, torch.Generator().manual_seed(cfg.seed), cfg.init_scale)
     lam, T = cfg.neuron.lam, cfg.steps
     kappa = (1 - lam ** T) / (1 - lam)
@@ -127,9 +129,10 @@ def check_equivalence(cfg: TrainConfig, images: torch.Tensor, labels: torch.Tens
     upd, grads = count_model_updates(circuit.W, x0, y, threshold=cfg.neuron.threshold, kappa=kappa,
                                      teacher_strength=ideal.teacher_strength, g_apical=1e-3)
     out["count_model"] = agreement(upd, grads)
-    variants = {"spiking": ideal, "spiking_stdp": dataclasses.replace(ideal, w_rule="stdp"),
-                "random_feedback": dataclasses.replace(ideal, feedback="random"),
-                "untrained_interneurons": dataclasses.replace(ideal, interneurons="learned", contrastive=False,
+    integrated = dataclasses.replace(ideal, w_rule="integrated", stdp_tau=0.0)
+    variants = {"spiking": integrated, "spiking_stdp": dataclasses.replace(ideal, w_rule="stdp"),
+                "random_feedback": dataclasses.replace(integrated, feedback="random"),
+                "untrained_interneurons": dataclasses.replace(integrated, interneurons="learned", contrastive=False,
                                                             error_reference="nudged")}
     for name, params in variants.items():
         circ = build_circuit(sizes, params, torch.Generator().manual_seed(cfg.seed), cfg.init_scale)

@@ -108,6 +108,10 @@ def _check_same_config(path: Path, saved: dict, cfg: TrainConfig) -> None:
     """:class:`UsageError` naming up to four flags whose value differs from the checkpoint's (``--epochs`` may)."""
     if not isinstance(saved, dict):
         raise DataError(f"{path}: incomplete checkpoint (no configuration)")
+    try:  # the fields a checkpoint's configuration lacks take their defaults
+        saved = TrainConfig.from_json(saved).to_json()
+    except (UsageError, TypeError, ValueError) as e:
+        raise DataError(f"{path}: incomplete checkpoint (its configuration: {str(e).splitlines()[0]})") from None
     saved, now = _flatten(saved), _flatten(cfg.to_json())
     diff = sorted(k for k in set(saved) | set(now) if k != "epochs" and saved.get(k) != now.get(k))
     if diff:

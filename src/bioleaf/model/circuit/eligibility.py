@@ -58,7 +58,8 @@ class SpikeTimingSums:
     def _plasticity_trace(self, l: int, pre: torch.Tensor) -> torch.Tensor:
         r"""The presynaptic trace the rule pairs with the error: the PSP trace :math:`x_j` itself, or with a window
         decay :math:`\lambda_w > 0` its low-pass :math:`\tilde x_j(t) = \lambda_w \tilde x_j(t-1) + (1-\lambda_w) x_j(t)`
-        (same sum over a presentation; a window that rises and falls over ``--tau-stdp``)."""
+        (the same area per presynaptic spike, less what is still in flight at the end of the presentation; a window
+        that rises and falls over ``--tau-stdp``)."""
         if not self._window_decay:
             return pre
         prev = self._window[l]

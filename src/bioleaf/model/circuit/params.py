@@ -91,6 +91,9 @@ class CircuitParams:
         if self.upper_error == "apical" and self.feedback == "learned":
             raise UsageError("--upper-error apical/--feedback learned: learned feedback takes the increments of W read "
                              "from the count change (use --upper-error count-change or auto)")
+        if self.stdp_tau and self.w_rule != "stdp":
+            raise UsageError("--tau-stdp/--w-rule: the plasticity trace belongs to the spike-timing rule (add --w-rule "
+                             "stdp, or leave --tau-stdp at 0)")
         if self.w_rule == "stdp" and self.nudge == "two-sided":
             raise UsageError("--w-rule stdp/--nudge two-sided: the spike-timing rule reads each cell's own spikes in "
                              "one teacher phase, not the difference of two (use --nudge one-sided)")

@@ -286,6 +286,7 @@ def plastic_updates(circuit: Microcircuit, run: Copies, errors: list[torch.Tenso
     mirrored = ctx.params.reads_count_change() and free_phase is not None
     changes = count_changes(run, free_phase) if mirrored and taught else {}
     baseline = None if free_phase is None else free_phase.apical
+    drives = homeostatic_drives(gates, ctx) if learn.W and taught else {}
     updates: dict[str, torch.Tensor] = {}
     for l in range(L):
         if learn.W and (l < L - 1 or taught):
@@ -299,9 +300,8 @@ def plastic_updates(circuit: Microcircuit, run: Copies, errors: list[torch.Tenso
                     active = (plasticity.plasticity_gate(gates[l].count, steps, ctx.params.gate) if l < L - 1
                               else torch.ones_like(err))
                 updates[f"W{l}"] = plasticity.basal_error_integrated(pre_sums[l], err, active, steps)
-            if ctx.params.homeostasis and l < L - 1 and taught:
-                updates[f"W{l}"] += plasticity.homeostatic_scaling(gates[l].count, pre_sums[l], steps,
-                                                                   ctx.params.homeostasis, ctx.neuron.threshold)
+            if l in drives:
+                updates[f"W{l}"] += plasticity.homeostatic_scaling(drives[l], pre_sums[l], steps)
     threshold = run.main.spec.neuron.threshold
     for l in range(L - 1):
         if learn.P:
@@ -311,7 +311,20 @@ def plastic_updates(circuit: Microcircuit, run: Copies, errors: list[torch.Tenso
             updates[f"Q{l}"] = plasticity.apical_cancellation(sums.XI[l], sums.A[l], steps)
         if learn.B and l + 1 in changes:
             updates[f"B{l}"] = plasticity.feedback_kolen_pollack(changes[l + 1], pre_sums[l + 1], steps)
+            if l + 1 in drives:  # the mirror of W_{l+1} takes its homeostatic increment too
+                updates[f"B{l}"] += plasticity.feedback_kolen_pollack(drives[l + 1], pre_sums[l + 1], steps)
     return updates
+
+
+def homeostatic_drives(gates: list, ctx: Context) -> dict[int, torch.Tensor]:
+    """Per hidden layer, with ``--homeostasis``: each cell's homeostatic signal
+    (:func:`plasticity.homeostatic_drive`) from the count its gate reads."""
+    params, neuron = ctx.params, ctx.neuron
+    if not params.homeostasis:
+        return {}
+    cap = plasticity.count_cap(ctx.steps, neuron.refractory)
+    return {l: plasticity.homeostatic_drive(gates[l].count, cap, params.homeostasis, neuron.threshold)
+            for l in range(len(gates) - 1)}
 
 
 def count_changes(run: Copies, free_phase: FreePhaseMemory) -> dict[int, torch.Tensor]:
