@@ -58,18 +58,14 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
                           f"activity or a teacher-free copy run alongside: {', '.join(ERROR_REFERENCES)}"),
     "--nudge": ("circuit.nudge", str, "bioleaf teacher phases: one, or a second with the top hidden layer's "
                 f"coupling reversed, whose difference the lower layers learn from: {', '.join(NUDGES)}"),
-    "--upper-error": ("circuit.upper_error", str, "bioleaf error of W above the lowest hidden layer: apical, "
-                      "count-change (the cells' count change from the free phase) or auto (count-change with learned "
-                      "feedback)"),
+    "--upper-error": ("circuit.upper_error", str, "bioleaf error of W above the lowest hidden layer: apical, count-change "
+                      "(the cells' count change from the free phase) or auto (count-change with learned feedback)"),
     "--gate": ("circuit.gate", str, "bioleaf plasticity gate of hidden cells, read from their own count: fired "
                "([n > 0]) or headroom ([n > 0] (1 - n/T), closing at the count cap)"),
     "--w-rule": ("circuit.w_rule", str, "bioleaf rule of the bottom-up W: integrated (presentation sums) or stdp "
                  "(spike-timing-dependent: postsynaptic spikes minus the basal prediction, times the presynaptic trace)"),
-    "--tau-stdp": ("circuit.stdp_tau", float, "bioleaf stdp rule: time constant (ms) of the presynaptic plasticity "
-                   "trace, a low-pass of the PSP trace (0: the PSP trace itself)"),
-    "--homeostasis": ("circuit.homeostasis", float, "bioleaf homeostatic scaling of hidden cells' W: a cell silent "
-                      "on a sample strengthens its active inputs, one at its cap weakens them, at this strength "
-                      "(0: off)"),
+    "--tau-stdp": ("circuit.stdp_tau", float, "bioleaf stdp: ms of the presynaptic plasticity trace (0: the PSP trace)"),
+    "--homeostasis": ("circuit.homeostasis", float, "bioleaf hidden W: silent cells scale up, capped down (0: off)"),
     "--g-basal": ("circuit.g_basal", float, "bioleaf basal -> soma coupling"),
     "--g-apical": ("circuit.g_apical", float, "bioleaf apical -> soma coupling"),
     "--g-apical-layers": ("circuit.g_apical_layers", str, "bioleaf multipliers of --g-apical per hidden layer, "
@@ -226,11 +222,7 @@ class TrainConfig:
         self.neuron.validate()
         self.targets.validate(self.steps)
         self.circuit.validate()
-        window = self.steps * self.neuron.dt
-        if self.circuit.stdp_tau > window:
-            raise UsageError(f"--tau-stdp: expected at most the presentation's length --steps x --dt = {window:g} ms "
-                             f"(a longer plasticity trace pairs most of each spike's area with no error), got "
-                             f"{self.circuit.stdp_tau:g}")
+        self.circuit.validate_window(self.steps * self.neuron.dt)
         n_layers = len(parse_arch(self.arch)) - 1 if self.arch else None  # known only with --arch
         if self.lr_layers:
             self.lr_multipliers(n_layers)

@@ -118,6 +118,13 @@ class CircuitParams:
                              "compartment adds, so every hidden layer's soma must be nudged (a coupling above 0; check "
                              "--g-apical and --g-apical-layers)")
 
+    def validate_window(self, presentation_ms: float) -> None:
+        """``--tau-stdp`` at most the presentation's length (:class:`UsageError` naming the flags)."""
+        if self.stdp_tau > presentation_ms:
+            raise UsageError(f"--tau-stdp: expected at most the presentation's length --steps x --dt = "
+                             f"{presentation_ms:g} ms (a longer plasticity trace pairs most of each spike's area with "
+                             f"no error), got {self.stdp_tau:g}")
+
     def window_decay(self, dt: float) -> float:
         """Per-step decay of the spike-timing rule's plasticity trace, ``exp(-dt / stdp_tau)`` (0: none)."""
         return math.exp(-dt / self.stdp_tau) if self.stdp_tau else 0.0
