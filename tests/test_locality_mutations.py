@@ -141,12 +141,14 @@ STDP_ARGS = ("check-locality", "--dataset", "digits", "--arch", "64-48-48-10", "
              "--samples", "8", "--w-rule", "stdp", "--feedback", "random", "--g-apical-layers", "1")
 
 
-def test_the_spike_timing_rule_reading_the_output_cells_is_caught(monkeypatch, run_cli):
+@pytest.mark.parametrize("window", [(), ("--tau-stdp", "10")])
+def test_the_spike_timing_rule_reading_the_output_cells_is_caught(monkeypatch, run_cli, window):
     """The spike-timing rule of the first hidden layer also reading the output cells' spikes (no synapse onto it
-    comes from them: its feedback comes from the layer above)."""
+    comes from them: its feedback comes from the layer above), on the PSP trace and on a plasticity trace."""
     from bioleaf.model.circuit.eligibility import SpikeTimingSums
 
-    code, out, err = run_cli(*STDP_ARGS)
+    args = STDP_ARGS + window
+    code, out, err = run_cli(*args)
     assert code == 0, err  # unmutated, the rule passes
     original = SpikeTimingSums.add
 
@@ -156,6 +158,25 @@ def test_the_spike_timing_rule_reading_the_output_cells_is_caught(monkeypatch, r
         original(self, sig)
 
     monkeypatch.setattr(SpikeTimingSums, "add", add)
-    code, out, err = run_cli(*STDP_ARGS)
+    code, out, err = run_cli(*args)
     assert code == 1, (code, out, err)
     assert err.count("\n") == 1 and "W0" in err and "pyr2" in err, err
+
+
+def test_a_homeostatic_drive_reading_the_output_counts_is_caught(monkeypatch, run_cli):
+    """Homeostasis of the first hidden layer also reading how many spikes the output cells fired (its own count is
+    what it may read)."""
+    args = ARGS + ("--homeostasis", "0.01")
+    code, out, err = run_cli(*args)
+    assert code == 0, err  # unmutated, the rule passes
+    original = presentation.homeostatic_drives
+
+    def drives(gates, ctx):
+        signals = original(gates, ctx)
+        signals[0] = signals[0] + 0.01 * gates[-1].count.sum(1, keepdim=True)
+        return signals
+
+    monkeypatch.setattr(presentation, "homeostatic_drives", drives)
+    code, out, err = run_cli(*args)
+    assert code == 1, (code, out, err)
+    assert err.count("\n") == 1 and "W0" in err and "activity:teacher:pyr2" in err, err
