@@ -141,13 +141,14 @@ STDP_ARGS = ("check-locality", "--dataset", "digits", "--arch", "64-48-48-10", "
              "--samples", "8", "--w-rule", "stdp", "--feedback", "random", "--g-apical-layers", "1")
 
 
-@pytest.mark.parametrize("window", [(), ("--tau-stdp", "10")])
-def test_the_spike_timing_rule_reading_the_output_cells_is_caught(monkeypatch, run_cli, window):
+@pytest.mark.parametrize("flags", [(), ("--tau-stdp", "10"), ("--schedule", "one-presentation", "--free-steps", "20")])
+def test_the_spike_timing_rule_reading_the_output_cells_is_caught(monkeypatch, run_cli, flags):
     """The spike-timing rule of the first hidden layer also reading the output cells' spikes (no synapse onto it
-    comes from them: its feedback comes from the layer above), on the PSP trace and on a plasticity trace."""
+    comes from them: its feedback comes from the layer above), on the PSP trace, on a plasticity trace and in one
+    presentation."""
     from bioleaf.model.circuit.eligibility import SpikeTimingSums
 
-    args = STDP_ARGS + window
+    args = STDP_ARGS + flags
     code, out, err = run_cli(*args)
     assert code == 0, err  # unmutated, the rule passes
     original = SpikeTimingSums.add

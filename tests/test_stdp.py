@@ -62,7 +62,7 @@ def test_a_predicted_rate_depresses_whatever_the_timing():
 
 def _signals(g, steps, batch, n_pre, n_post):
     return [StepSignals([torch.rand(batch, n_pre, generator=g)], [torch.randn(batch, n_post, generator=g) * 0.3], [],
-                        [(torch.rand(batch, n_post, generator=g) < 0.3).float()], [], []) for _ in range(steps)]
+                        [(torch.rand(batch, n_post, generator=g) < 0.3).float()], [], [], []) for _ in range(steps)]
 
 
 @pytest.mark.parametrize("steps, window_decay", [(7, 0.0), (10, 0.0), (23, 0.0), (23, 0.8)])
@@ -95,7 +95,7 @@ def test_the_learning_rows_are_the_teacher_copy():
     for sig in signals:
         whole.add(sig)
         half.add(sig)
-        own.add(StepSignals([sig.inputs[0][4:]], [sig.basal[0][4:]], [], [sig.spikes[0][4:]], [], []))
+        own.add(StepSignals([sig.inputs[0][4:]], [sig.basal[0][4:]], [], [sig.spikes[0][4:]], [], [], []))
     for s in (whole, half, own):
         s.complete()
     assert torch.equal(half.E[0], own.E[0]) and not torch.equal(half.E[0], whole.E[0])

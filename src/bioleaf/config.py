@@ -66,6 +66,10 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
                  "(spike-timing-dependent: postsynaptic spikes minus the basal prediction, times the presynaptic trace)"),
     "--tau-stdp": ("circuit.stdp_tau", float, "bioleaf stdp: ms of the presynaptic plasticity trace (0: the PSP trace)"),
     "--homeostasis": ("circuit.homeostasis", float, "bioleaf hidden W: silent cells scale up, capped down (0: off)"),
+    "--schedule": ("circuit.schedule", str, "bioleaf learned interneurons: two-copies or one-presentation"),
+    "--free-steps": ("circuit.free_steps", int, "bioleaf one-presentation: steps before the teacher comes on"),
+    "--reference-tau": ("circuit.reference_tau", float, "bioleaf one-presentation: ms of the apical reference trace"),
+    "--interneuron-decay": ("circuit.interneuron_decay", float, "bioleaf decay of P per batch x its lr (0: off)"),
     "--g-basal": ("circuit.g_basal", float, "bioleaf basal -> soma coupling"),
     "--g-apical": ("circuit.g_apical", float, "bioleaf apical -> soma coupling"),
     "--g-apical-layers": ("circuit.g_apical_layers", str, "bioleaf multipliers of --g-apical per hidden layer, "
@@ -222,7 +226,7 @@ class TrainConfig:
         self.neuron.validate()
         self.targets.validate(self.steps)
         self.circuit.validate()
-        self.circuit.validate_window(self.steps * self.neuron.dt)
+        self.circuit.validate_timing(self.steps * self.neuron.dt, self.encoder, self.lr_interneuron)
         n_layers = len(parse_arch(self.arch)) - 1 if self.arch else None  # known only with --arch
         if self.lr_layers:
             self.lr_multipliers(n_layers)
@@ -274,24 +278,20 @@ class TrainConfig:
             raise UsageError(f"config: circuit must be CircuitParams, got {type(self.circuit).__name__}")
         if not isinstance(self.targets, CountTargets):
             raise UsageError(f"config: targets must be CountTargets, got {type(self.targets).__name__}")
-        numbers = [("neuron", n) for n in ("threshold", "tau_mem", "tau_syn", "dt")]
-        numbers += [("circuit", n) for n in ("g_basal", "g_apical", "teacher_strength", "homeostasis", "stdp_tau")]
-        for group, name in numbers:
-            value = getattr(getattr(self, group), name)
+        numbers = [f"neuron.{n}" for n in ("threshold", "tau_mem", "tau_syn", "dt")]
+        numbers += [f"circuit.{f.name}" for f in dataclasses.fields(CircuitParams) if f.type == "float"]
+        for key in numbers:
+            value = getattr(getattr(self, key.split(".")[0]), key.split(".")[1])
             if not _is_number(value):
-                raise UsageError(f"{flag_of(f'{group}.{name}')}: expected a number, got {value!r}")
+                raise UsageError(f"{flag_of(key)}: expected a number, got {value!r}")
         refractory = self.neuron.refractory
         if not _is_int(refractory) or not 0 <= refractory <= 100_000:
             raise UsageError(f"--refractory: expected an integer in 0..100000 (steps), got {refractory!r}")
-        for name in ("feedback", "interneurons", "error_reference", "g_apical_layers", "nudge", "gate", "upper_error",
-                     "w_rule"):
-            value = getattr(self.circuit, name)
-            if not isinstance(value, str):
-                raise UsageError(f"{flag_of('circuit.' + name)}: expected text, got {value!r}")
-        for name in ("contrastive", "center_feedback"):
-            value = getattr(self.circuit, name)
-            if not isinstance(value, bool):
-                raise UsageError(f"config: circuit.{name} must be true or false, got {value!r}")
+        for f in dataclasses.fields(CircuitParams):  # text and switches: exactly their type
+            value, expected = getattr(self.circuit, f.name), {"str": "text", "bool": "true or false"}.get(f.type)
+            if expected and type(value).__name__ != f.type:
+                raise UsageError(f"{flag_of('circuit.' + f.name) if f.type == 'str' else 'config: circuit.' + f.name}: "
+                                 f"expected {expected}, got {value!r}")
 
     def with_values(self, values: dict[str, object]) -> "TrainConfig":
         """A copy with ``values`` applied: flat field names, or ``neuron.x`` / ``circuit.x`` / ``targets.x`` for

@@ -87,10 +87,11 @@ class Rule:
     def after_load(self) -> None:
         """Re-establish derived state after tensors were loaded from a checkpoint."""
 
-    def local(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None
-              ) -> tuple[SpikeStream, torch.Tensor, int]:
-        """The input spikes and labels of this process's shard, and the shard size."""
-        stream = self.encoder.stream(images, self.cfg.steps, generator, self.shard)
+    def local(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None,
+              steps: int | None = None) -> tuple[SpikeStream, torch.Tensor, int]:
+        """The input spikes (of ``steps`` steps, default ``T``) and labels of this process's shard, and the shard
+        size."""
+        stream = self.encoder.stream(images, steps or self.cfg.steps, generator, self.shard)
         labels = labels if self.shard is None else labels[self.shard]
         return stream, labels, labels.shape[0]
 

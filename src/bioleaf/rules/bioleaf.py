@@ -13,7 +13,11 @@ Schedule of one batch (SPEC: a free phase followed by a teacher phase on the sam
    counts (Kolen-Pollack, :func:`bioleaf.model.plasticity.feedback_kolen_pollack`).
 
 The two phases run side by side in one time loop on the same input spikes, as one batch of twice the rows
-(:func:`bioleaf.model.circuit.presentation.present_phases`).
+(:func:`bioleaf.model.circuit.presentation.present_phases`). With ``--schedule one-presentation`` they are the two
+periods of one continuous presentation instead, the free period first, on the input spikes of each moment
+(:func:`bioleaf.model.circuit.periods.present_periods`): the interneurons learn to predict their partners and
+cancel the top-down input in the free period, and once the teacher is on each apical compartment passes on its
+potential against its own slow trace of the free period, the cell's error.
 
 With ideal interneurons and symmetric feedback (the special circumstance) nothing lateral is
 plastic and only the teacher phase runs. Before the first teacher phase, the trainer presents
@@ -25,7 +29,8 @@ from __future__ import annotations
 
 import torch
 
-from bioleaf.model.circuit import Microcircuit, Observer, Plasticity, build_circuit, present, present_phases
+from bioleaf.model.circuit import (Microcircuit, Observer, Plasticity, build_circuit, present, present_periods,
+                                   present_phases)
 from bioleaf.model.losses import predict, spike_count_error
 from bioleaf.rules.base import BatchStats, Rule
 
@@ -52,6 +57,8 @@ class BioleafRule(Rule):
             groups += [{"params": [b], "lr": lr} for b, lr in zip(self.circuit.B, lrs[1:])]
         self.optimizer = self.make_optimizer(groups)
         self.has_free_phase = self.lateral.P or self.learning.B
+        self.one_presentation = p.one_presentation()
+        self.presentation_steps = cfg.steps + (p.free_steps if self.one_presentation else 0)
         self.decays_upper = hidden and p.reads_count_change()  # W above the lowest hidden layer decays
         self.self_predict_left = torch.tensor(cfg.self_predict_batches if self.has_free_phase else 0)
         self.last_apical_residual: list[float] = []
@@ -79,7 +86,12 @@ class BioleafRule(Rule):
         return present(self.circuit, stream, targets, self.cfg.context, batch=n, learn=learn, observer=self.observer)
 
     def _present_phases(self, images, labels, targets, generator):
-        """The free and the teacher phase of this process's shard, side by side (:func:`present_phases`)."""
+        """The free and the teacher phase of this process's shard: side by side (:func:`present_phases`), or the
+        free and the teacher period of one presentation (:func:`present_periods`; without ``targets`` all free)."""
+        if self.one_presentation:
+            stream, _, n = self.local(images, labels, generator, self.presentation_steps)
+            return present_periods(self.circuit, stream, targets, self.cfg.context, batch=n, lateral=self.lateral,
+                                   learn=self.learning, observer=self.observer)
         stream, _, n = self.local(images, labels, generator)
         return present_phases(self.circuit, stream, targets, self.cfg.context, batch=n, lateral=self.lateral,
                               learn=self.learning, observer=self.observer)
@@ -88,6 +100,8 @@ class BioleafRule(Rule):
         self.apply_changes(updates, 1.0 / batch)
         if self.decays_upper and any(k.startswith("W") for k in updates):
             self._decay_upper_layers()
+        if self.cfg.circuit.interneuron_decay and any(k.startswith("P") for k in updates):
+            self._decay_interneurons()
         self.circuit.sync_ideal(self.cfg.circuit)
 
     def _decay_upper_layers(self):
@@ -101,13 +115,24 @@ class BioleafRule(Rule):
                 b.mul_(factor)
             w.mul_(factor)
 
+    def _decay_interneurons(self):
+        r"""The decay of the interneurons' ``P``: each :math:`P_l` shrinks by :math:`1 - \eta_P \lambda_P`
+        (``--interneuron-decay``, at P's current learning rate) after every batch it learns from, so the part of ``P``
+        its partners' spikes do not ask for fades."""
+        group = self.optimizer.param_groups[len(self.circuit.W)]
+        for p in self.circuit.P:
+            p.mul_(1.0 - group["lr"] * self.cfg.circuit.interneuron_decay)
+
     def self_predict(self, images, generator) -> list[float]:
         """One free-phase presentation (no teacher, lateral synapses plastic), counted against the initial
         self-predicting phase's batches; the apical residual."""
         if int(self.self_predict_left) > 0:
             self.self_predict_left -= 1
         labels = torch.zeros(images.shape[0], dtype=torch.long, device=images.device)
-        res = self._present(images, labels, None, generator, self.lateral)
+        if self.one_presentation:
+            res, _ = self._present_phases(images, labels, None, generator)
+        else:
+            res = self._present(images, labels, None, generator, self.lateral)
         if res.updates:
             self._apply(res.updates, images.shape[0])
         return res.apical_residual

@@ -18,7 +18,8 @@ Five settings (``bioleaf check-equivalence``):
   without the free-phase baseline (``contrastive=False``), so the apical potential carries the raw
   top-down activity.
 
-Homeostatic scaling (``--homeostasis``) is off in every setting: it adds a change the gradient does not have.
+Homeostatic scaling (``--homeostasis``) is off in every setting: it adds a change the gradient does not have; every
+setting runs the two-copy schedule.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from typing import NamedTuple
 import torch
 
 from bioleaf.config import TrainConfig
-from bioleaf.model.circuit import Microcircuit, Plasticity, build_circuit, present_phases
+from bioleaf.model.circuit import (CircuitParams, Microcircuit, Plasticity, build_circuit, present_periods,
+                                   present_phases)
 from bioleaf.model.network import Forward, simulate
 from bioleaf.model.backprop import stbp_gradients
 
@@ -99,18 +101,18 @@ def spiking_updates(circuit: Microcircuit, images: torch.Tensor, labels: torch.T
                     generator: torch.Generator) -> tuple[list[torch.Tensor], list[torch.Tensor], ApicalResiduals]:
     """BioLeaF's ``W`` updates as training computes them, ST-BP's gradients (teacher-free run of the
     bottom-up network) and the apical residuals of the circuit without and with the teacher, all on the
-    same input spikes; nothing is applied to the circuit."""
+    same input spikes; nothing is applied to the circuit. In one presentation the circuit runs its free period
+    first, and ST-BP sees the teacher period's input spikes."""
     y = cfg.targets.of(labels, circuit.W[-1].shape[0])
-    encoder, n, start = cfg.encoder_obj(), images.shape[0], generator.get_state()
-
-    def stream():
-        generator.set_state(start)
-        return encoder.stream(images, cfg.steps, generator)
-
-    fwd = simulate(circuit.W, stream(), batch=n, steps=cfg.steps, neuron=cfg.neuron)
+    free_steps = cfg.circuit.free_steps if cfg.circuit.one_presentation() else 0
+    stream = cfg.encoder_obj().stream(images, free_steps + cfg.steps, generator)
+    frames = [stream(t) for t in range(free_steps + cfg.steps)]
+    n = images.shape[0]
+    fwd = simulate(circuit.W, lambda t: frames[free_steps + t], batch=n, steps=cfg.steps, neuron=cfg.neuron)
     grads = stbp_gradients(circuit.W, fwd, y, cfg.neuron.threshold)
-    free, res = present_phases(circuit, stream(), y, cfg.context, batch=n, lateral=Plasticity(W=False),
-                               learn=Plasticity(W=True))
+    present = present_periods if free_steps else present_phases
+    free, res = present(circuit, frames.__getitem__, y, cfg.context, batch=n, lateral=Plasticity(W=False),
+                        learn=Plasticity(W=True))
     residuals = ApicalResiduals(free.apical_residual, res.apical_residual)
     return [res.updates[f"W{l}"] for l in range(len(circuit.W))], grads, residuals
 
@@ -120,7 +122,9 @@ def check_equivalence(cfg: TrainConfig, images: torch.Tensor, labels: torch.Tens
     cfg.require_cpu("check-equivalence")
     sizes = cfg.sizes(images.shape[1], 10)
     out: dict[str, list[dict]] = {}
-    ideal = dataclasses.replace(cfg.circuit, feedback="symmetric", interneurons="ideal", homeostasis=0.0)
+    ideal = dataclasses.replace(cfg.circuit, feedback="symmetric", interneurons="ideal", homeostasis=0.0,
+                                schedule="two-copies", free_steps=CircuitParams.free_steps,
+                                reference_tau=CircuitParams.reference_tau)
     circuit = build_circuit(sizes, ideal, torch.Generator().manual_seed(cfg.seed), cfg.init_scale)
     lam, T = cfg.neuron.lam, cfg.steps
     kappa = (1 - lam ** T) / (1 - lam)

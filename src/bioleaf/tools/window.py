@@ -16,7 +16,6 @@ import torch
 
 from bioleaf.model import plasticity
 from bioleaf.model.circuit.eligibility import SpikeTimingSums
-from bioleaf.model.circuit.state import StepSignals
 from bioleaf.model.neurons import NeuronParams
 
 
@@ -41,7 +40,7 @@ def weight_change(rule: str, offset: int, neuron: NeuronParams, span: int = 20, 
                            window_decay=window_decay if rule == "stdp" else 0.0)
     trace_sum, trace = torch.zeros(1, 1), torch.zeros(1, 1)
     for spike, basal, trace in _pair_signals(neuron, steps, pre_at, pre_at + offset, predicted_rate):
-        sums.add(StepSignals([torch.cat([trace, torch.ones(1, 1)], dim=1)], [basal], [], [spike], [], []))
+        sums.add_cells(0, basal, spike, torch.cat([trace, torch.ones(1, 1)], dim=1))
         trace_sum += trace
     sums.complete()
     change, error_sum = float(sums.E[0][0, 0]), sums.E[0][:, 1:].float()

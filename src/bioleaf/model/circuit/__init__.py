@@ -10,15 +10,17 @@
 - :mod:`~bioleaf.model.circuit.step`: one time step, one plain function per population kind;
 - :mod:`~bioleaf.model.circuit.recording`: what an observer sees of every step;
 - :mod:`~bioleaf.model.circuit.sums`: the running sums the rules read;
-- :mod:`~bioleaf.model.circuit.presentation`: one presentation, and the mapping from its sums to the rules.
+- :mod:`~bioleaf.model.circuit.presentation`: one presentation, and the mapping from its sums to the rules;
+- :mod:`~bioleaf.model.circuit.periods`: one presentation per sample, a free period then a teacher period.
 """
 
 from bioleaf.model.circuit.params import (ERROR_REFERENCES, FEEDBACK_MODES, IDEALISATIONS, INTERNEURON_MODES, NUDGES,
                                           CircuitParams, Context)
+from bioleaf.model.circuit.periods import present_periods
 from bioleaf.model.circuit.presentation import Plasticity, Presentation, present, present_phases
 from bioleaf.model.circuit.recording import Observer, Population, Recorder
 from bioleaf.model.circuit.synapses import Microcircuit, build_circuit
 
 __all__ = ["ERROR_REFERENCES", "FEEDBACK_MODES", "IDEALISATIONS", "INTERNEURON_MODES", "NUDGES", "CircuitParams",
            "Context", "Microcircuit", "Observer", "Plasticity", "Population", "Presentation", "Recorder",
-           "build_circuit", "present", "present_phases"]
+           "build_circuit", "present", "present_periods", "present_phases"]

@@ -8,9 +8,11 @@ soma itself is :func:`bioleaf.model.neurons.if_step`).
 (:func:`pyramidal_current`); with the apical compartment decoupled (the teacher-free copy, inference)
 :math:`I_l = g_B v^B_l` (:func:`decoupled_current`).
 
-**Interneuron** of hidden layer :math:`l` (one per pyramidal cell of layer :math:`l+1`): its dendrite
+**Interneuron** of hidden layer :math:`l` (one per pyramidal cell of layer :math:`l+1`, its partner): its dendrite
 integrates the lateral input :math:`(P_l x_l)(t)`, :math:`I^I_l(t) = g_B\, (P_l x_l)(t)`
-(:func:`interneuron_current`).
+(:func:`interneuron_current`). In one presentation its partner's spikes also reach it, at a teaching compartment
+that does not drive its soma and that its ``P`` rule reads
+(:class:`bioleaf.model.circuit.eligibility.SpikeTimingSums`).
 
 **Output cell**: its basal potential drives the soma, a teacher (when present) pulls the drive toward
 the target rate (:func:`output_current`), and the cell keeps its integrated basal potential
@@ -53,7 +55,7 @@ def decoupled_current(basal: torch.Tensor, g_basal: float) -> torch.Tensor:
 
 def interneuron_current(dendrite: torch.Tensor, g_basal: float) -> torch.Tensor:
     r"""An interneuron: :math:`I^I = g_B\, (P x)`, ``dendrite`` its lateral potential :math:`P x` (the P rule
-    reads the integral of :math:`I^I`)."""
+    reads the integral of :math:`I^I`, or in one presentation the same potential against its partner's spikes)."""
     return scaled(g_basal, dendrite)
 
 

@@ -24,18 +24,37 @@ from bioleaf.model.circuit.layout import copy_rows
 from bioleaf.model.circuit.state import StepSignals
 
 
+PYRAMIDAL, INTERNEURON = "pyramidal", "interneuron"  # the cells whose synapses an eligibility belongs to
+
+
+def cell_signals(sig: StepSignals, population: str, l: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(drive, spikes, pre)`` of one step: the potential a cell's dendrite predicts spikes from, the spikes it
+    predicts and the presynaptic traces of the synapses that learn. Pyramidal (or output) cells of layer ``l``: their
+    basal potential, their soma's spikes and ``W_l``'s inputs. Interneurons of hidden layer ``l``: their lateral
+    potential, their partners' spikes (what their teaching compartment receives through the one-to-one synapse) and
+    ``P_l``'s inputs."""
+    if population == PYRAMIDAL:
+        return sig.basal[l], sig.spikes[l], sig.inputs[l]
+    return sig.inter_dendrite[l], sig.spikes[l + 1], sig.inputs[l + 1]
+
+
 class SpikeTimingSums:
-    """The eligibility ``E[l]`` (``[n_post, n_pre]``, float64, summed over the batch) of ``W`` of every layer in
-    ``layers``, in the batch ``rows`` of the copy that learns (``None``: all rows). ``couplings[l]`` is
-    :math:`g_i` of layer ``l``'s cells, ``drive_gains[l]`` the gain of their basal potential."""
+    """The eligibility ``E[l]`` (``[n_post, n_pre]``, float64, summed over the batch) of the synapses onto the
+    ``population`` (:data:`PYRAMIDAL`: ``W``; :data:`INTERNEURON`: ``P``) of every layer in ``layers``, in the batch
+    ``rows`` of the copy that learns (``None``: all rows). ``couplings[l]`` is :math:`g_i` of layer ``l``'s cells
+    (what else drives the soma: the apical coupling, the teacher; 1 for an interneuron's teaching compartment), ``drive_gains[l]`` the gain of
+    the potential their prediction integrates; ``start[l]``, where given, the prediction's potential at the first
+    step (the soma's own, when plasticity opens in the middle of a presentation)."""
 
     def __init__(self, layers: list[int], couplings: list[float], drive_gains: list[float], threshold: float,
-                 rows: slice | None = None, chunk: int = 10, window_decay: float = 0.0):
+                 rows: slice | None = None, chunk: int = 10, window_decay: float = 0.0, population: str = PYRAMIDAL,
+                 start: dict[int, torch.Tensor] | None = None):
         self.E: dict[int, torch.Tensor | None] = {l: None for l in layers}
-        self._basal_soma: dict[int, torch.Tensor | None] = {l: None for l in layers}  # u_i, the prediction's potential
+        self._basal_soma: dict[int, torch.Tensor | None] = {  # u_i, the prediction's potential
+            l: None if start is None else start[l].clone() for l in layers}
         self._pending: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {l: [] for l in layers}
         self._couplings, self._gains, self._threshold = couplings, drive_gains, threshold
-        self._rows, self._chunk = rows, chunk
+        self._rows, self._chunk, self.population = rows, chunk, population
         self._window_decay = window_decay  # lambda_w of the plasticity trace (0: the PSP trace itself)
         self._window: dict[int, torch.Tensor | None] = {l: None for l in layers}  # x~_j, the plasticity trace
 
@@ -43,17 +62,22 @@ class SpikeTimingSums:
         return t if self._rows is None else copy_rows(t, self._rows)
 
     def add(self, sig: StepSignals) -> None:
-        """One step: every cell's error against its own basal prediction, paired with its presynaptic traces."""
+        """One step of every layer (:meth:`add_cells`)."""
         for l in self.E:
-            drive = self._gains[l] * self._own(sig.basal[l])
-            u = drive.clone() if self._basal_soma[l] is None else self._basal_soma[l].add_(drive)
-            predicted = (u >= self._threshold).to(u.dtype)
-            self._basal_soma[l] = u.sub_(predicted, alpha=self._threshold)
-            error = plasticity.dendritic_prediction_error(self._own(sig.spikes[l]), predicted, self._threshold,
-                                                          self._couplings[l])
-            self._pending[l].append((error, self._plasticity_trace(l, self._own(sig.inputs[l]))))
-            if len(self._pending[l]) == self._chunk:
-                self._flush(l)
+            self.add_cells(l, *cell_signals(sig, self.population, l))
+
+    def add_cells(self, l: int, drive: torch.Tensor, spikes: torch.Tensor, pre: torch.Tensor) -> None:
+        """One step of layer ``l``: every cell's error against its own dendritic prediction, paired with its
+        presynaptic traces."""
+        drive = self._gains[l] * self._own(drive)
+        u = drive.clone() if self._basal_soma[l] is None else self._basal_soma[l].add_(drive)
+        predicted = (u >= self._threshold).to(u.dtype)
+        self._basal_soma[l] = u.sub_(predicted, alpha=self._threshold)
+        error = plasticity.dendritic_prediction_error(self._own(spikes), predicted, self._threshold,
+                                                      self._couplings[l])
+        self._pending[l].append((error, self._plasticity_trace(l, self._own(pre))))
+        if len(self._pending[l]) == self._chunk:
+            self._flush(l)
 
     def _plasticity_trace(self, l: int, pre: torch.Tensor) -> torch.Tensor:
         r"""The presynaptic trace the rule pairs with the error: the PSP trace :math:`x_j` itself, or with a window

@@ -19,6 +19,10 @@ INTERNEURON_MODES = ("learned", "ideal")
 ERROR_REFERENCES = ("nudged", "free")
 NUDGES = ("one-sided", "two-sided")
 UPPER_ERRORS = ("auto", "apical", "count-change")
+SCHEDULES = ("two-copies", "one-presentation")
+"""How learned interneurons' circuit meets each sample: its free and teacher phases as two copies side by side on the
+identical input spikes, or one continuous presentation whose free period (the teacher off) runs before its teacher
+period (docs/theory.md, section 4)."""
 IDEALISATIONS = ("copied-feedback", "copied-interneurons", "teacher-free-copy", "replayed-input", "partner-count")
 """The assumptions a brain could not meet, each a label of every run that makes it: feedback ``B`` copied from
 ``W_{l+1}^T`` (``--feedback symmetric``); interneuron synapses copied from the layer above (``--interneurons
@@ -53,6 +57,10 @@ class CircuitParams:
     w_rule: str = "integrated"  # W's rule: integrated (presentation sums) or stdp (spike timing, dendritic prediction)
     stdp_tau: float = 0.0  # ms, the stdp rule's plasticity trace (0: the PSP trace itself)
     homeostasis: float = 0.0  # eta_h of hidden cells' homeostatic scaling of W (plasticity.homeostatic_scaling); 0: off
+    schedule: str = "two-copies"  # learned interneurons: two copies side by side, or one presentation (free, then teacher)
+    free_steps: int = 60  # one presentation: steps of the free period before the teacher comes on
+    interneuron_decay: float = 0.0  # one presentation: lambda_P, P's decay per batch at its learning rate (0: none)
+    reference_tau: float = 5.0  # one presentation: ms of each cell's slow trace of its free-period apical potential
 
     def validate(self) -> "CircuitParams":
         """Raise :class:`UsageError` for values that cannot give a working circuit."""
@@ -68,6 +76,13 @@ class CircuitParams:
             raise UsageError(f"--tau-stdp: expected a time constant in [0, 1000] ms (0: the PSP trace), got {self.stdp_tau}")
         if not (0 <= self.homeostasis <= 10):
             raise UsageError(f"--homeostasis: expected a value in [0, 10] (0: off), got {self.homeostasis}")
+        if isinstance(self.free_steps, bool) or not isinstance(self.free_steps, int) or not 1 <= self.free_steps <= 10_000:
+            raise UsageError(f"--free-steps: expected an integer in 1..10000 (steps before the teacher comes on), "
+                             f"got {self.free_steps!r}")
+        if not 0 < self.reference_tau <= 10_000:
+            raise UsageError(f"--reference-tau: expected ms in (0, 10000], got {self.reference_tau}")
+        if not 0 <= self.interneuron_decay <= 1000:
+            raise UsageError(f"--interneuron-decay: expected a value in [0, 1000] (0: off), got {self.interneuron_decay}")
         self.layer_multipliers()
         return self
 
@@ -76,7 +91,8 @@ class CircuitParams:
         choices = [("--feedback", self.feedback, FEEDBACK_MODES), ("--interneurons", self.interneurons,
                    INTERNEURON_MODES), ("--error-reference", self.error_reference, ERROR_REFERENCES),
                    ("--nudge", self.nudge, NUDGES), ("--gate", self.gate, plasticity.GATES),
-                   ("--upper-error", self.upper_error, UPPER_ERRORS), ("--w-rule", self.w_rule, plasticity.W_RULES)]
+                   ("--upper-error", self.upper_error, UPPER_ERRORS), ("--w-rule", self.w_rule, plasticity.W_RULES),
+                   ("--schedule", self.schedule, SCHEDULES)]
         for flag, value, allowed in choices:
             if value not in allowed:
                 raise UsageError(f"{flag}: expected one of {', '.join(allowed)}, got {value!r}")
@@ -102,9 +118,25 @@ class CircuitParams:
                              "the spike-timing rule reads each cell's spikes against its own basal prediction, not the "
                              "count change a learned B mirrors (use --feedback symmetric, random or direct, and "
                              "--upper-error apical)")
+        if self.one_presentation():
+            self._validate_one_presentation()
+        elif (self.free_steps, self.reference_tau) != (CircuitParams.free_steps, CircuitParams.reference_tau):
+            raise UsageError("--free-steps/--reference-tau/--schedule: the free period belongs to one presentation "
+                             "(add --schedule one-presentation)")
         if self.upper_error == "count-change" and self.interneurons != "learned":
             raise UsageError("--upper-error count-change/--interneurons: the count change is read against a free phase, "
                              "which only --interneurons learned runs")
+
+    def _validate_one_presentation(self) -> None:
+        """The combinations one presentation cannot run: it is the schedule of learned interneurons."""
+        if self.interneurons != "learned":
+            raise UsageError("--schedule one-presentation/--interneurons ideal: one presentation is the schedule of "
+                             "learned interneurons (ideal ones run one teacher presentation already with "
+                             "--error-reference nudged)")
+
+    def one_presentation(self) -> bool:
+        """Whether the circuit learns in one continuous presentation (a free period, then a teacher period)."""
+        return self.schedule == "one-presentation"
 
     def validate_depth(self, n_hidden: int) -> None:
         """The checks that need the number of hidden layers (:class:`UsageError` naming the flags)."""
@@ -118,12 +150,25 @@ class CircuitParams:
                              "compartment adds, so every hidden layer's soma must be nudged (a coupling above 0; check "
                              "--g-apical and --g-apical-layers)")
 
-    def validate_window(self, presentation_ms: float) -> None:
-        """``--tau-stdp`` at most the presentation's length (:class:`UsageError` naming the flags)."""
+    def validate_timing(self, presentation_ms: float, encoder: str, lr_interneuron: float) -> None:
+        """The checks that need the presentation's length, the input code and P's learning rate (:class:`UsageError`
+        naming the flags): ``--tau-stdp`` at most the presentation's length, no latency code in one presentation,
+        P's decay per batch below 1."""
         if self.stdp_tau > presentation_ms:
             raise UsageError(f"--tau-stdp: expected at most the presentation's length --steps x --dt = "
                              f"{presentation_ms:g} ms (a longer plasticity trace pairs most of each spike's area with "
                              f"no error), got {self.stdp_tau:g}")
+        if self.one_presentation() and encoder == "latency":
+            raise UsageError("--encoder latency/--schedule one-presentation: a latency code spreads over the whole "
+                             "presentation, so its first spikes would fall in the free period alone (use --encoder "
+                             "bernoulli or regular)")
+        if self.interneuron_decay * lr_interneuron >= 1:
+            raise UsageError(f"--interneuron-decay/--lr-interneuron: their product is P's decay per batch and must be "
+                             f"below 1, got {self.interneuron_decay} x {lr_interneuron}")
+
+    def reference_decay(self, dt: float) -> float:
+        """Per-step decay of one presentation's reference traces, ``exp(-dt / reference_tau)``."""
+        return math.exp(-dt / self.reference_tau)
 
     def window_decay(self, dt: float) -> float:
         """Per-step decay of the spike-timing rule's plasticity trace, ``exp(-dt / stdp_tau)`` (0: none)."""
@@ -139,6 +184,8 @@ class CircuitParams:
         """Whether a teacher-phase rule reads what cells kept from the free phase on the same input spikes: the count
         change (:meth:`reads_count_change`), or the free-phase apical baseline the integrated ``W`` rule of learned
         interneurons subtracts (``contrastive``); the spike-timing rule reads neither."""
+        if self.one_presentation():  # it reads each cell's own traces of its free period instead
+            return False
         baseline = self.interneurons == "learned" and self.contrastive and self.w_rule == "integrated"
         return self.reads_count_change() or baseline
 
@@ -151,7 +198,7 @@ class CircuitParams:
     def idealisations(self) -> list[str]:
         """The :data:`IDEALISATIONS` this circuit uses (empty: local learning only)."""
         used = [self.feedback == "symmetric", self.interneurons == "ideal", self.error_reference == "free",
-                self.reads_free_phase(), self.interneurons == "learned"]
+                self.reads_free_phase(), self.interneurons == "learned" and not self.one_presentation()]
         return [name for name, on in zip(IDEALISATIONS, used) if on]
 
     def layer_multipliers(self, n_hidden: int | None = None) -> list[float]:

@@ -61,3 +61,9 @@ def interneuron_input(P: torch.Tensor, pre: torch.Tensor, basal_above: torch.Ten
     """The interneurons' lateral potential: :func:`ideal_prediction` with ideal interneurons, else
     :func:`lateral_prediction`."""
     return ideal_prediction(basal_above) if ideal else lateral_prediction(P, pre)
+
+
+def referenced(apical: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
+    r"""The apical potential a cell's compartment passes on, measured against its own reference where it has one
+    (one presentation's teacher period: its slow trace of the free period, :math:`v^A(t) - \bar v^A`)."""
+    return apical if reference is None else apical - reference

@@ -148,14 +148,17 @@ def circuit_copies(circuit: Microcircuit, ctx: Context, teacher: Teacher | None,
     return run
 
 
-def spike_timing_sums(spec: CopySpec, batch: int, copies: int, window_decay: float = 0.0) -> SpikeTimingSums:
+def spike_timing_sums(spec: CopySpec, batch: int, copies: int, window_decay: float = 0.0,
+                      start: dict[int, torch.Tensor] | None = None) -> SpikeTimingSums:
     """The eligibility of every layer's ``W`` under the spike-timing-dependent rule, in the teacher phase's rows
-    (the last copy's of ``copies`` stacked ones), its plasticity trace decaying by ``window_decay`` per step."""
+    (the last copy's of ``copies`` stacked ones), its plasticity trace decaying by ``window_decay`` per step, its
+    predictions starting from ``start`` where given."""
     L = len(spec.circuit.W)
     couplings = spec.couplings + [1.0]  # every hidden soma nudged (CircuitParams.validate_depth)
     gains = [spec.g_basal] * (L - 1) + [1.0]
     rows = slice(batch - batch // copies, batch) if copies > 1 else None
-    return SpikeTimingSums(list(range(L)), couplings, gains, spec.neuron.threshold, rows, window_decay=window_decay)
+    return SpikeTimingSums(list(range(L)), couplings, gains, spec.neuron.threshold, rows, window_decay=window_decay,
+                           start=start)
 
 
 @torch.no_grad()
@@ -216,6 +219,11 @@ def present_phases(circuit: Microcircuit, spikes: SpikeStream, targets: torch.Te
     return free, read_out(teach_run, updates, ctx.steps)
 
 
+def input_trace(x_in: torch.Tensor | None, s_in: torch.Tensor, lam: float) -> torch.Tensor:
+    r"""The input's trace :math:`x(t) = \lambda x(t-1) + s(t)` (a fresh tensor at the first step)."""
+    return s_in.clone() if x_in is None else lam * x_in + s_in
+
+
 def run_time_loop(run: Copies, circuit: Microcircuit, spikes: SpikeStream, ctx: Context,
                      observer: Observer | None = None) -> list[torch.Tensor]:
     """The time loop: the input trace and the first layer's basal input once per step (shared by every copy, in one
@@ -225,7 +233,7 @@ def run_time_loop(run: Copies, circuit: Microcircuit, spikes: SpikeStream, ctx: 
     x_in = None
     for t in range(ctx.steps):
         s_in = spikes(t)
-        x_in = s_in.clone() if x_in is None else ctx.neuron.lam * x_in + s_in
+        x_in = input_trace(x_in, s_in, ctx.neuron.lam)
         step_copies(run, x_in, bottom_up(x_in, circuit.W[0]), observer)
         if observer is not None:
             observer.step(s_in, run.main.signals)

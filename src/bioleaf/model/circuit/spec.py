@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from bioleaf.model.circuit.cells import Teacher
 from bioleaf.model.circuit.layout import identical_copies, unnudged_layers
 from bioleaf.model.circuit.params import Context
@@ -51,7 +53,9 @@ class CopySpec:
 
     ``lowest``: the lowest layer simulated (the layers below come from another copy); ``teacher_reference``: OWN
     (the output cells' own predicted rate) or FREE_COPY (the teacher-free copy's); ``copies``: stacked copies of
-    the batch in its rows."""
+    the batch in its rows; ``apical_reference``: per hidden layer, each cell's own slow trace of its apical potential
+    over the free period of one presentation (``[batch, n]``), which its apical compartment measures against in the
+    teacher period (:func:`bioleaf.model.circuit.pathways.referenced`)."""
 
     name: str
     circuit: Microcircuit
@@ -64,6 +68,7 @@ class CopySpec:
     lowest: int = 0
     copies: int = 1
     spike_fn: SpikeFn = heaviside
+    apical_reference: tuple[torch.Tensor, ...] | None = None
 
     @property
     def couplings(self) -> list[float | None]:

@@ -46,8 +46,8 @@ def init_state(spec: CopySpec, batch: int, device: torch.device | str) -> CopySt
 @dataclass
 class StepSignals:
     """What one step of a copy produced, per layer (``None`` where the copy has nothing): the presynaptic trace
-    and basal potential reaching each layer, apical potentials, spikes, interneuron spikes and somatic currents,
-    the output cells' own predicted rate and teacher current."""
+    and basal potential reaching each layer, apical potentials, spikes, interneuron spikes, somatic currents and
+    dendritic potentials, the output cells' own predicted rate and teacher current."""
 
     inputs: list[torch.Tensor | None]
     basal: list[torch.Tensor | None]
@@ -55,6 +55,7 @@ class StepSignals:
     spikes: list[torch.Tensor | None]
     inter_spikes: list[torch.Tensor | None]
     inter_current: list[torch.Tensor | None]
+    inter_dendrite: list[torch.Tensor | None]
     rate: torch.Tensor | None = None
     teacher_current: torch.Tensor | None = None
 
@@ -62,7 +63,7 @@ class StepSignals:
     def empty(cls, n_layers: int) -> "StepSignals":
         hidden = n_layers - 1
         return cls([None] * n_layers, [None] * n_layers, [None] * hidden, [None] * n_layers, [None] * hidden,
-                   [None] * hidden)
+                   [None] * hidden, [None] * hidden)
 
 
 class Replay(NamedTuple):

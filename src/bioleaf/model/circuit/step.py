@@ -11,7 +11,8 @@ r"""One time step of one copy of the circuit: one plain step function per popula
     I_l(t) = g_B v^B_l(t) + g_{A,l} v^A_l(t),\quad I^I_l(t) = g_B P_l x_l(t)
 
 Bottom-up signals cross every layer within the step; top-down and lateral ones use the previous step's
-traces. Somata fire by :func:`bioleaf.model.neurons.if_step` (:func:`fire`), through an
+traces. In the teacher period of one presentation each apical potential is passed on against the cell's reference
+(:func:`~bioleaf.model.circuit.pathways.referenced`). Somata fire by :func:`bioleaf.model.neurons.if_step` (:func:`fire`), through an
 :class:`~bioleaf.model.circuit.recording.Observer` when one is handed in.
 """
 
@@ -22,7 +23,7 @@ import torch
 from bioleaf.model.circuit.cells import (decoupled_current, interneuron_current, output_current, predicted_rate,
                                          pyramidal_current)
 from bioleaf.model.circuit.layout import stacked
-from bioleaf.model.circuit.pathways import apical_input, bottom_up, interneuron_input
+from bioleaf.model.circuit.pathways import apical_input, bottom_up, interneuron_input, referenced
 from bioleaf.model.circuit.recording import Observer, Population
 from bioleaf.model.circuit.spec import DECOUPLED, FREE_COPY, LIVE, REPLAYED, CopySpec
 from bioleaf.model.circuit.state import CopyState, Replay, StepSignals
@@ -68,7 +69,8 @@ def pyramidal_layer_step(spec: CopySpec, l: int, basal: torch.Tensor, prev: Copy
     if layer.soma == DECOUPLED:
         return fire(spec, "pyr", l, decoupled_current(basal, spec.g_basal), prev.pyr[l], observer)
     above, inter = prev.pyr[layer.feedback_from].trace, prev.inter[l].trace
-    sig.apical[l] = apical_input(spec.circuit.B[l], spec.circuit.Q[l], above, inter, spec.ideal_interneurons)
+    sig.apical[l] = referenced(apical_input(spec.circuit.B[l], spec.circuit.Q[l], above, inter, spec.ideal_interneurons),
+                               None if spec.apical_reference is None else spec.apical_reference[l])
     if layer.soma == REPLAYED:
         return replay.signals.spikes[l], replay.state.pyr[l]
     current = pyramidal_current(basal, sig.apical[l], spec.g_basal, layer.g_apical)
@@ -85,7 +87,7 @@ def interneuron_layer_step(spec: CopySpec, l: int, pre: torch.Tensor, basal_abov
         dendrite = interneuron_input(spec.circuit.P[l], pre, basal_above, spec.ideal_interneurons)
         current = interneuron_current(dendrite, spec.g_basal)
         sig.inter_spikes[l], state.inter[l] = fire(spec, "inter", l, current, prev.inter[l], observer)
-        sig.inter_current[l] = current
+        sig.inter_current[l], sig.inter_dendrite[l] = current, dendrite
     elif mode == REPLAYED:
         sig.inter_spikes[l], state.inter[l] = replay.signals.inter_spikes[l], replay.state.inter[l]
 

@@ -22,7 +22,7 @@ import torch
 
 from bioleaf.model.circuit.eligibility import SpikeTimingSums
 from bioleaf.model.circuit.layout import copy_rows, per_copy
-from bioleaf.model.circuit.pathways import apical_input
+from bioleaf.model.circuit.pathways import apical_input, referenced
 from bioleaf.model.circuit.spec import CopySpec
 from bioleaf.model.circuit.state import CopyState, StepSignals
 
@@ -83,7 +83,8 @@ class CircuitSums:
             self.timing.complete()
         for l in self._hidden:
             above, inter = state.pyr[spec.layers[l].feedback_from].trace, state.inter[l].trace
-            self.A[l] += tail * apical_input(B[l], Q[l], above, inter, spec.ideal_interneurons)
+            reference = None if spec.apical_reference is None else spec.apical_reference[l]
+            self.A[l] += tail * referenced(apical_input(B[l], Q[l], above, inter, spec.ideal_interneurons), reference)
         for xi, inter in zip(self.XI, state.inter):
             xi += tail * inter.trace
 
@@ -122,3 +123,26 @@ class PhaseDifference:
 
     def errors(self, B: list[torch.Tensor]) -> dict[int, torch.Tensor]:
         return {l: 0.5 * (d @ B[l].T) for l, d in self.D.items()}
+
+
+class FreePeriodReference:
+    r"""What each cell keeps of the free period of one presentation, as slow traces of its own activity
+    (:math:`\bar y(t) = \lambda_r \bar y(t-1) + (1-\lambda_r)\, y(t)`, :math:`\lambda_r = e^{-dt/\tau_r}`, starting
+    from the first step's value; the late free period weighs most, after the circuit has settled from rest): every
+    hidden cell its apical potential (``apical``), the reference its apical compartment holds once the teacher comes
+    on (:func:`bioleaf.model.circuit.pathways.referenced`), and every cell its spikes (``rates``), the free rate its
+    count change is read against (learned feedback)."""
+
+    def __init__(self, layers: int, decay: float):
+        self.apical: list[torch.Tensor | None] = [None] * (layers - 1)
+        self.rates: list[torch.Tensor | None] = [None] * layers
+        self._decay = decay
+
+    def add(self, sig: StepSignals) -> None:
+        for l, apical in enumerate(sig.apical[:len(self.apical)]):
+            self.apical[l] = self._traced(self.apical[l], apical)
+        for l, spikes in enumerate(sig.spikes):
+            self.rates[l] = self._traced(self.rates[l], spikes)
+
+    def _traced(self, prev: torch.Tensor | None, value: torch.Tensor) -> torch.Tensor:
+        return value.clone() if prev is None else torch.lerp(value, prev, self._decay)

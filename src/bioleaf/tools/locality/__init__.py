@@ -103,13 +103,13 @@ def check_locality(cfg: TrainConfig, data: Dataset, samples: int = 32) -> Locali
 def judged(cfg: TrainConfig, rule, measured: Measured, silent: list[str]) -> LocalityReport:
     """The report: every measured dependency against the contract, breaches against the declared idealisations."""
     n_layers = len(rule.sizes) - 1
-    sources = cfg.circuit.feedback_sources(n_layers)
+    sources, periods = cfg.circuit.feedback_sources(n_layers), cfg.circuit.one_presentation()
     changes = {name: sorted(measured.changes.get(name, ())) for name in rule.synapses()}
     inputs = {label: sorted(deps) for label, deps in sorted(measured.inputs.items())}
     report = LocalityReport(cfg.idealisations, inputs, changes, silent)
     items = [(label, deps) for label, deps in inputs.items()] + [(f"change:{s}", d) for s, d in changes.items()]
     for item, deps in items:
-        outside = [dep for dep in deps if not allowed(item, dep, n_layers, sources)]
+        outside = [dep for dep in deps if not allowed(item, dep, n_layers, sources, periods)]
         if outside:
             report.breaches[item] = outside
             report.explained_by[item] = {dep: excuse(explanations(item, dep, changes, n_layers, sources),

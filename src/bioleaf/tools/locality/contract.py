@@ -30,11 +30,12 @@ def population_of(label: str) -> tuple[str, str, int]:
     return copy, kind, int(layer)
 
 
-def onto(kind: str, layer: int, n_layers: int, sources: list[int]) -> tuple[set[str], set[str]]:
+def onto(kind: str, layer: int, n_layers: int, sources: list[int], teaching: bool = False) -> tuple[set[str], set[str]]:
     """The synapses onto a population and the populations (``pyr2``, ``inter0``) they come from; ``sources``: the
-    layer each hidden layer's ``B`` comes from."""
+    layer each hidden layer's ``B`` comes from; ``teaching``: an interneuron's teaching compartment, which its partner
+    reaches (one presentation; what its ``P`` rule reads)."""
     if kind == "inter":
-        return {f"P{layer}"}, {f"pyr{layer}"}
+        return {f"P{layer}"}, {f"pyr{layer}"} | ({f"pyr{layer + 1}"} if teaching else set())
     below = {f"pyr{layer - 1}"} if layer > 0 else set()
     if layer == n_layers - 1:
         return {f"W{layer}"}, below
@@ -61,8 +62,10 @@ def same_cells(copy: str, other: str) -> bool:
     return copy == other or "circuit" in (copy, other)
 
 
-def allowed(item: str, dep: str, n_layers: int, sources: list[int]) -> bool:
-    """Whether ``item`` may depend on ``dep`` under the contract."""
+def allowed(item: str, dep: str, n_layers: int, sources: list[int], periods: bool = False) -> bool:
+    """Whether ``item`` may depend on ``dep`` under the contract; ``periods``: the schedule is one presentation, whose
+    interneurons' ``P`` rule reads their partners' spikes at a teaching compartment (its free and teacher period are
+    one copy of the same cells, recorded as ``circuit``)."""
     if item.startswith("change:"):
         synapse = item[len("change:"):]
         kind, layer = postsynaptic(synapse)
@@ -73,7 +76,7 @@ def allowed(item: str, dep: str, n_layers: int, sources: list[int]) -> bool:
         copy, kind, layer = population_of(item)
         own = f"{kind}{layer}"
     output = kind == "pyr" and layer == n_layers - 1
-    synapses, populations = onto(kind, layer, n_layers, sources)
+    synapses, populations = onto(kind, layer, n_layers, sources, periods and item.startswith("change:P"))
     if dep == LABELS:
         return output
     if dep.startswith(ACTIVITY):
