@@ -31,8 +31,7 @@ from typing import NamedTuple
 import torch
 
 from bioleaf.config import TrainConfig
-from bioleaf.model.circuit import (CircuitParams, Microcircuit, Plasticity, build_circuit, present_periods,
-                                   present_phases)
+from bioleaf.model.circuit import Microcircuit, Plasticity, build_circuit, present_periods, present_phases
 from bioleaf.model.network import Forward, simulate
 from bioleaf.model.backprop import stbp_gradients
 
@@ -123,8 +122,7 @@ def check_equivalence(cfg: TrainConfig, images: torch.Tensor, labels: torch.Tens
     sizes = cfg.sizes(images.shape[1], 10)
     out: dict[str, list[dict]] = {}
     ideal = dataclasses.replace(cfg.circuit, feedback="symmetric", interneurons="ideal", homeostasis=0.0,
-                                schedule="two-copies", free_steps=CircuitParams.free_steps,
-                                reference_tau=CircuitParams.reference_tau)
+                                schedule="two-copies")
     circuit = build_circuit(sizes, ideal, torch.Generator().manual_seed(cfg.seed), cfg.init_scale)
     lam, T = cfg.neuron.lam, cfg.steps
     kappa = (1 - lam ** T) / (1 - lam)

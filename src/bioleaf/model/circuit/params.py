@@ -59,7 +59,7 @@ class CircuitParams:
     homeostasis: float = 0.0  # eta_h of hidden cells' homeostatic scaling of W (plasticity.homeostatic_scaling); 0: off
     schedule: str = "two-copies"  # learned interneurons: two copies side by side, or one presentation (free, then teacher)
     free_steps: int = 60  # one presentation: steps of the free period before the teacher comes on
-    interneuron_decay: float = 0.0  # one presentation: lambda_P, P's decay per batch at its learning rate (0: none)
+    interneuron_decay: float = 0.0  # lambda_P, P's decay per batch at its learning rate (0: none)
     reference_tau: float = 5.0  # one presentation: ms of each cell's slow trace of its free-period apical potential
 
     def validate(self) -> "CircuitParams":

@@ -51,7 +51,8 @@ def present_periods(circuit: Microcircuit, spikes: SpikeStream, targets: torch.T
     copy = Copy(spec, init_state(spec, batch, dev),
                 CircuitSums(sizes, batch, dev, False, traces=0, inter_traces=lateral.Q, live=None))
     inter = interneuron_timing_sums(spec) if lateral.P else None
-    reference = FreePeriodReference(len(sizes) - 1, params.reference_decay(ctx.neuron.dt))
+    reference = None if targets is None else FreePeriodReference(  # what the teacher period reads of the free one
+        len(sizes) - 1, params.reference_decay(ctx.neuron.dt), rates=params.reads_count_change())
     x_in = run_steps(copy, circuit, spikes, ctx, range(free_steps), None, [inter, reference], observer)
     free_updates = {f"Q{l}": plasticity.apical_cancellation(xi, a, free_steps)
                     for l, (xi, a) in enumerate(zip(copy.sums.XI, copy.sums.A))} if lateral.Q else {}

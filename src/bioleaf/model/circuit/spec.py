@@ -70,6 +70,10 @@ class CopySpec:
     spike_fn: SpikeFn = heaviside
     apical_reference: tuple[torch.Tensor, ...] | None = None
 
+    def reference_of(self, l: int) -> torch.Tensor | None:
+        """Hidden layer ``l``'s apical reference (``None``: its apical potential passes on as it is)."""
+        return None if self.apical_reference is None else self.apical_reference[l]
+
     @property
     def couplings(self) -> list[float | None]:
         """``g_A`` per hidden layer (``None``: decoupled)."""

@@ -70,7 +70,7 @@ def pyramidal_layer_step(spec: CopySpec, l: int, basal: torch.Tensor, prev: Copy
         return fire(spec, "pyr", l, decoupled_current(basal, spec.g_basal), prev.pyr[l], observer)
     above, inter = prev.pyr[layer.feedback_from].trace, prev.inter[l].trace
     sig.apical[l] = referenced(apical_input(spec.circuit.B[l], spec.circuit.Q[l], above, inter, spec.ideal_interneurons),
-                               None if spec.apical_reference is None else spec.apical_reference[l])
+                               spec.reference_of(l))
     if layer.soma == REPLAYED:
         return replay.signals.spikes[l], replay.state.pyr[l]
     current = pyramidal_current(basal, sig.apical[l], spec.g_basal, layer.g_apical)

@@ -83,8 +83,8 @@ class CircuitSums:
             self.timing.complete()
         for l in self._hidden:
             above, inter = state.pyr[spec.layers[l].feedback_from].trace, state.inter[l].trace
-            reference = None if spec.apical_reference is None else spec.apical_reference[l]
-            self.A[l] += tail * referenced(apical_input(B[l], Q[l], above, inter, spec.ideal_interneurons), reference)
+            apical = apical_input(B[l], Q[l], above, inter, spec.ideal_interneurons)
+            self.A[l] += tail * referenced(apical, spec.reference_of(l))
         for xi, inter in zip(self.XI, state.inter):
             xi += tail * inter.trace
 
@@ -130,18 +130,18 @@ class FreePeriodReference:
     (:math:`\bar y(t) = \lambda_r \bar y(t-1) + (1-\lambda_r)\, y(t)`, :math:`\lambda_r = e^{-dt/\tau_r}`, starting
     from the first step's value; the late free period weighs most, after the circuit has settled from rest): every
     hidden cell its apical potential (``apical``), the reference its apical compartment holds once the teacher comes
-    on (:func:`bioleaf.model.circuit.pathways.referenced`), and every cell its spikes (``rates``), the free rate its
-    count change is read against (learned feedback)."""
+    on (:func:`bioleaf.model.circuit.pathways.referenced`), and, with ``rates`` (learned feedback), every cell its
+    spikes, the free rate its count change is read against."""
 
-    def __init__(self, layers: int, decay: float):
+    def __init__(self, layers: int, decay: float, rates: bool):
         self.apical: list[torch.Tensor | None] = [None] * (layers - 1)
-        self.rates: list[torch.Tensor | None] = [None] * layers
+        self.rates: list[torch.Tensor | None] = [None] * layers if rates else []
         self._decay = decay
 
     def add(self, sig: StepSignals) -> None:
         for l, apical in enumerate(sig.apical[:len(self.apical)]):
             self.apical[l] = self._traced(self.apical[l], apical)
-        for l, spikes in enumerate(sig.spikes):
+        for l, spikes in enumerate(sig.spikes[:len(self.rates)]):
             self.rates[l] = self._traced(self.rates[l], spikes)
 
     def _traced(self, prev: torch.Tensor | None, value: torch.Tensor) -> torch.Tensor:
