@@ -49,7 +49,7 @@ class SteppedBy:
 def max_weight_difference(a, b) -> float:
     """The largest absolute difference between the two trainers' synapses of the same name."""
     wa, wb = a.synapses(), b.synapses()
-    return max(float((wa[k] - wb[k]).abs().max()) for k in wa)
+    return max(float((wa[k] - wb[k]).abs().max()) for k in wa if wa[k].numel())
 
 
 def compare(name: str, args, device: torch.device) -> dict:

@@ -261,7 +261,7 @@ CASES = [
     ("ce-temperature", T + ["--ce-temperature", "inf"], USAGE, "--ce-temperature: expected a number in (0, inf), got inf"),
     ("rule", T + ["--rule", "hebb"], USAGE, "--rule: expected one of bioleaf, stbp, bptt, got 'hebb'"),
     ("dataset", T + ["--dataset", "cifar"], USAGE, "--dataset: expected one of fashion-mnist, mnist, digits, got 'cifar'"),
-    ("preset", T + ["--preset", "huge"], USAGE, "--preset: expected one of digits, fashion-mnist-local, fashion-mnist-local-direct, fashion-mnist, got 'huge'"),
+    ("preset", T + ["--preset", "huge"], USAGE, "--preset: expected one of digits, fashion-mnist-local, fashion-mnist-local-direct, fashion-mnist-one-presentation, fashion-mnist, got 'huge'"),
     ("checkpoint-every", T + ["--checkpoint-every=-1"], USAGE, "--checkpoint-every: expected an integer >= 0, got -1"),
     ("dist-timeout-alone", T + ["--dist-timeout", "5"], USAGE, "--dist-timeout: only meaningful with --distributed"),
     ("unknown-flag", T + ["--learning-rate", "0.1"], USAGE, "unrecognized arguments: --learning-rate 0.1"),

@@ -32,12 +32,13 @@ from bioleaf.rules.bptt import surrogate_spike
 REQUIRED_KEYS = ("bioleaf_over_snntorch", "bioleaf_local_over_snntorch", "bioleaf_local_over_bioleaf",
                  "bptt_over_snntorch", "bioleaf_memory_ratio_T100_T10", "bptt_memory_ratio_T100_T10", "bioleaf_gflops",
                  "matmul_gflops", "bioleaf_over_fastest_peer", "bioleaf_local_over_fastest_peer",
-                 "bioleaf_limit_efficiency", "bioleaf_local_limit_efficiency")
+                 "bioleaf_limit_efficiency", "bioleaf_local_limit_efficiency", "bioleaf_one_over_snntorch",
+                 "bioleaf_one_over_bioleaf_local", "bioleaf_one_over_fastest_peer", "bioleaf_one_limit_efficiency")
 """The headline figures of a bench run: the speed ratios, the memory ratios, the arithmetic rates and limits."""
 RAW_KEYS = ("bioleaf_samples_per_s", "bptt_samples_per_s", "snntorch_samples_per_s",
             "bioleaf_peak_mb_T10", "bioleaf_peak_mb_T100", "bptt_peak_mb_T10", "bptt_peak_mb_T100",
             "bioleaf_gflop_per_batch", "bioleaf_local_gflop_per_batch", "bioleaf_limit_seconds",
-            "bioleaf_local_limit_seconds")
+            "bioleaf_local_limit_seconds", "bioleaf_one_gflop_per_batch", "bioleaf_one_limit_seconds")
 
 
 def check_bench_result(result: dict, device: str) -> None:
@@ -51,9 +52,13 @@ def check_bench_result(result: dict, device: str) -> None:
     # a free and a teacher phase with learned P, Q and B products: more arithmetic than the idealised batch
     assert result["bioleaf_local_gflop_per_batch"] > result["bioleaf_gflop_per_batch"]
     assert result["bioleaf_phases"] == 1 and result["bioleaf_local_phases"] == 2
+    # one copy, no label: a free period of 30 steps then the teacher, with the spike-timing rule
+    assert result["bioleaf_one_circuit"].endswith("idealisations: none") and result["bioleaf_one_phases"] == 1
+    assert result["bioleaf_one_steps_per_sample"] == result["speed_steps"] + 30
     for name in peers.OPTIONAL_PEERS:  # each measured, or skipped where its package is missing
         assert result[name] in ("measured", peers.SKIPPED), (name, result[name])
-        for key in (f"{name}_samples_per_s", f"bioleaf_over_{name}", f"bioleaf_local_over_{name}"):
+        for key in (f"{name}_samples_per_s", f"bioleaf_over_{name}", f"bioleaf_local_over_{name}",
+                    f"bioleaf_one_over_{name}"):
             assert (key in result) == (result[name] == "measured"), key
             assert key not in result or math.isfinite(result[key]) and result[key] > 0, key
     assert result["fastest_peer"] in peers.PEERS
@@ -181,8 +186,19 @@ def test_the_idealised_circuit_is_the_fashion_mnist_preset_s_and_the_local_one_c
     assert idealised.idealisations == ["copied-feedback", "copied-interneurons", "teacher-free-copy"]
     assert local.idealisations == ["replayed-input", "partner-count"] and local.circuit.interneurons == "learned"
     assert trainers.bench_config("bioleaf", "784-16-16-10", 30, 8) == idealised
-    with pytest.raises(UsageError, match="circuit must be idealised or local"):
+    with pytest.raises(UsageError, match="circuit must be one of idealised, local, one-presentation"):
         trainers.circuit_values("default")
+
+
+def test_the_one_presentation_circuit_is_the_direct_preset_s_in_one_copy_with_the_spike_timing_rule():
+    one = trainers.bench_config("bioleaf", "784-16-16-10", 20, 8, "one-presentation")
+    direct = PRESETS["fashion-mnist-local-direct"]
+    assert one.idealisations == [] and one.circuit.one_presentation() and one.circuit.free_steps == 30
+    assert one.circuit.feedback == direct["circuit.feedback"] == "direct" and one.circuit.gate == direct["circuit.gate"]
+    assert one.circuit.w_rule == "stdp" and one.circuit.stdp_tau == 10 and one.circuit.apical_couplings(2) == [0.5, 0.5]
+    assert one.circuit.inhibition_sources(3) == [1, 1]  # the top layer's interneurons, mirroring the output cells
+    short = trainers.bench_config("bioleaf", "784-16-16-10", 6, 8, "one-presentation")  # a 6 ms presentation
+    assert short.circuit.stdp_tau == 6 * short.neuron.dt
 
 
 def test_the_fully_local_circuit_is_read_from_the_fashion_mnist_local_preset(monkeypatch):

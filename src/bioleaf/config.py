@@ -23,12 +23,10 @@ GRAD_SUMS = ("float64", "float32")
 LR_SCHEDULES = ("constant", "cosine")
 DEFAULT_LR = {"bioleaf": 1e-3, "stbp": 1e-3, "bptt": 1e-3}
 MAX_SEED = 2**63 - 6  # the trainer derives seed+1 .. seed+5, which must fit a generator's 64-bit seed
-MAX_SYNAPSES = 300_000_000  # bottom-up synapses of one network (x4 with B, P, Q and optimiser state); the community
-# benchmark's layer of 16384 cells on 16384 inputs (bioleaf bench --scaling on a GPU) has 2.7e8
+MAX_SYNAPSES = 300_000_000  # bottom-up synapses of one network; the GPU scaling bench's 16384 x 16384 layer has 2.7e8
 MAX_INIT_SCALE = 100.0
 
-# The train flags: flag -> (config field, type, help); nested fields are "neuron.x" / "circuit.x" / "targets.x". The CLI
-# adds one option per row; error messages name the flag of a field through :func:`flag_of`.
+# The train flags: flag -> (config field, type, help), nested fields "neuron.x"/"circuit.x"/"targets.x" (see flag_of)
 TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
     "--arch": ("arch", str, "layer sizes, e.g. 784-400-400-10 (default: <input>-400-400-10)"),
     "--steps": ("steps", int, "time steps T per presentation"),
@@ -70,6 +68,8 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
     "--free-steps": ("circuit.free_steps", int, "bioleaf one-presentation: steps before the teacher comes on"),
     "--reference-tau": ("circuit.reference_tau", float, "bioleaf one-presentation: ms of the apical reference trace"),
     "--interneuron-decay": ("circuit.interneuron_decay", float, "bioleaf decay of P per batch x its lr (0: off)"),
+    "--interneuron-partners": ("circuit.interneuron_partners", str, "bioleaf cells the interneurons mirror: above "
+                               "(each hidden layer's own) or feedback-source (direct: the output cells, for all)"),
     "--g-basal": ("circuit.g_basal", float, "bioleaf basal -> soma coupling"),
     "--g-apical": ("circuit.g_apical", float, "bioleaf apical -> soma coupling"),
     "--g-apical-layers": ("circuit.g_apical_layers", str, "bioleaf multipliers of --g-apical per hidden layer, "

@@ -52,7 +52,8 @@ class BioleafRule(Rule):
         lrs = cfg.layer_lrs(len(self.circuit.W))
         groups = [{"params": [w], "lr": lr} for w, lr in zip(self.circuit.W, lrs)]
         if self.lateral.P:
-            groups.append({"params": self.circuit.P + self.circuit.Q, "lr": cfg.lr_interneuron})
+            groups.append({"params": [t for t in self.circuit.P + self.circuit.Q if t.numel()],  # absent: no synapse
+                           "lr": cfg.lr_interneuron})
         if self.learning.B:  # each B_l steps like its mirror W_{l+1} (plasticity.feedback_kolen_pollack)
             groups += [{"params": [b], "lr": lr} for b, lr in zip(self.circuit.B, lrs[1:])]
         self.optimizer = self.make_optimizer(groups)

@@ -23,6 +23,10 @@ SCHEDULES = ("two-copies", "one-presentation")
 """How learned interneurons' circuit meets each sample: its free and teacher phases as two copies side by side on the
 identical input spikes, or one continuous presentation whose free period (the teacher off) runs before its teacher
 period (docs/theory.md, section 4)."""
+INTERNEURON_PARTNERS = ("above", "feedback-source")
+"""The cells the interneurons that inhibit a hidden layer mirror: the layer above (each hidden layer's own), or the
+cells its feedback comes from (with direct feedback, the output cells, mirrored by the top hidden layer's; docs/theory.md,
+section 2)."""
 IDEALISATIONS = ("copied-feedback", "copied-interneurons", "teacher-free-copy", "replayed-input", "partner-count")
 """The assumptions a brain could not meet, each a label of every run that makes it: feedback ``B`` copied from
 ``W_{l+1}^T`` (``--feedback symmetric``); interneuron synapses copied from the layer above (``--interneurons
@@ -61,6 +65,7 @@ class CircuitParams:
     free_steps: int = 60  # one presentation: steps of the free period before the teacher comes on
     interneuron_decay: float = 0.0  # lambda_P, P's decay per batch at its learning rate (0: none)
     reference_tau: float = 5.0  # one presentation: ms of each cell's slow trace of its free-period apical potential
+    interneuron_partners: str = "above"  # the cells interneurons mirror: the layer above, or each layer's feedback source
 
     def validate(self) -> "CircuitParams":
         """Raise :class:`UsageError` for values that cannot give a working circuit."""
@@ -92,7 +97,8 @@ class CircuitParams:
                    INTERNEURON_MODES), ("--error-reference", self.error_reference, ERROR_REFERENCES),
                    ("--nudge", self.nudge, NUDGES), ("--gate", self.gate, plasticity.GATES),
                    ("--upper-error", self.upper_error, UPPER_ERRORS), ("--w-rule", self.w_rule, plasticity.W_RULES),
-                   ("--schedule", self.schedule, SCHEDULES)]
+                   ("--schedule", self.schedule, SCHEDULES),
+                   ("--interneuron-partners", self.interneuron_partners, INTERNEURON_PARTNERS)]
         for flag, value, allowed in choices:
             if value not in allowed:
                 raise UsageError(f"{flag}: expected one of {', '.join(allowed)}, got {value!r}")
@@ -194,6 +200,15 @@ class CircuitParams:
         output cells for every hidden layer (``direct``: direct random feedback, the DFA-style circuit)."""
         top = n_layers - 1
         return [top if self.feedback == "direct" else l + 1 for l in range(top)]
+
+    def inhibition_sources(self, n_layers: int) -> list[int]:
+        """The hidden layer whose interneurons inhibit each hidden layer's apical dendrite: its own (``above``: they
+        mirror the layer above), or the one below the cells its ``B`` comes from (``feedback-source``: they mirror the
+        cells that send its feedback; with ``direct`` feedback, the top hidden layer's interneurons, partners of the
+        output cells, inhibit every hidden layer)."""
+        if self.interneuron_partners == "above":
+            return list(range(n_layers - 1))
+        return [source - 1 for source in self.feedback_sources(n_layers)]
 
     def idealisations(self) -> list[str]:
         """The :data:`IDEALISATIONS` this circuit uses (empty: local learning only)."""

@@ -21,7 +21,7 @@ from bioleaf.model.circuit.pathways import bottom_up
 from bioleaf.model.circuit.presentation import (Copies, Copy, FreePhaseMemory, Plasticity, Presentation, input_trace,
                                                 plastic_updates, read_out, spike_timing_sums)
 from bioleaf.model.circuit.recording import Observer
-from bioleaf.model.circuit.spec import CopySpec, circuit_copy
+from bioleaf.model.circuit.spec import ABSENT, CopySpec, circuit_copy
 from bioleaf.model.circuit.state import init_state
 from bioleaf.model.circuit.sums import CircuitSums, FreePeriodReference
 from bioleaf.model.circuit.synapses import Microcircuit
@@ -54,8 +54,9 @@ def present_periods(circuit: Microcircuit, spikes: SpikeStream, targets: torch.T
     reference = None if targets is None else FreePeriodReference(  # what the teacher period reads of the free one
         len(sizes) - 1, params.reference_decay(ctx.neuron.dt), rates=params.reads_count_change())
     x_in = run_steps(copy, circuit, spikes, ctx, range(free_steps), None, [inter, reference], observer)
-    free_updates = {f"Q{l}": plasticity.apical_cancellation(xi, a, free_steps)
-                    for l, (xi, a) in enumerate(zip(copy.sums.XI, copy.sums.A))} if lateral.Q else {}
+    xi, a = copy.sums.XI, copy.sums.A  # each Q_l: its interneurons' traces against layer l's apical potential
+    free_updates = {f"Q{l}": plasticity.apical_cancellation(xi[layer.inhibited_by], a[l], free_steps)
+                    for l, layer in enumerate(spec.layers)} if lateral.Q else {}
     free = read_out(Copies(copy), free_updates, free_steps)
     if targets is None:
         free.updates.update(interneuron_updates(inter))
@@ -72,13 +73,13 @@ def present_periods(circuit: Microcircuit, spikes: SpikeStream, targets: torch.T
 
 
 def interneuron_timing_sums(spec: CopySpec) -> SpikeTimingSums:
-    r"""The eligibility of every hidden layer's ``P``: each interneuron's partner's spikes, which reach its teaching
-    compartment, against the spikes its own dendrite predicts (gain :math:`g_B`, coupling 1), so the error sums to
+    r"""The eligibility of every hidden layer's ``P`` (where it has interneurons): each interneuron's partner's spikes,
+    which reach its teaching compartment, against the spikes its own dendrite predicts (gain :math:`g_B`, coupling 1), so the error sums to
     :math:`\vartheta (n^{partner} - \hat n^I)`: :math:`P_l` learns to predict its partner's spikes, step by step,
     from its own presynaptic ones (the dendritic-prediction form of :func:`plasticity.basal_error_stdp`)."""
-    hidden = list(range(len(spec.circuit.W) - 1))
-    return SpikeTimingSums(hidden, [1.0] * len(hidden), [spec.g_basal] * len(hidden), spec.neuron.threshold,
-                           population=INTERNEURON)
+    n = len(spec.layers)
+    return SpikeTimingSums([l for l, layer in enumerate(spec.layers) if layer.interneurons != ABSENT], [1.0] * n,
+                           [spec.g_basal] * n, spec.neuron.threshold, population=INTERNEURON)
 
 
 def interneuron_updates(inter: SpikeTimingSums | None) -> dict[str, torch.Tensor]:

@@ -25,7 +25,7 @@ from bioleaf.model.circuit.layout import copy_rows
 from bioleaf.model.circuit.params import Context
 from bioleaf.model.circuit.pathways import bottom_up
 from bioleaf.model.circuit.recording import Observer, Recorder
-from bioleaf.model.circuit.spec import LIVE, CopySpec, circuit_copy, reversed_copy, teacher_free_copy
+from bioleaf.model.circuit.spec import ABSENT, LIVE, CopySpec, circuit_copy, reversed_copy, teacher_free_copy
 from bioleaf.model.circuit.state import CopyState, Replay, StepSignals, init_state
 from bioleaf.model.circuit.step import step_copy
 from bioleaf.model.circuit.sums import CircuitSums, PhaseDifference, TraceSums
@@ -310,13 +310,13 @@ def plastic_updates(circuit: Microcircuit, run: Copies, errors: list[torch.Tenso
                 updates[f"W{l}"] = plasticity.basal_error_integrated(pre_sums[l], err, active, steps)
             if l in drives:
                 updates[f"W{l}"] += plasticity.homeostatic_scaling(drives[l], pre_sums[l], steps)
-    threshold = run.main.spec.neuron.threshold
+    threshold, layers = run.main.spec.neuron.threshold, run.main.spec.layers
     for l in range(L - 1):
-        if learn.P:
+        if learn.P and layers[l].interneurons != ABSENT:
             updates[f"P{l}"] = plasticity.interneuron_prediction(
                 sums.X[l + 1], run.main.state.pyr[l + 1].count, torch.relu(sums.a_inter[l]) / threshold, steps)
         if learn.Q:
-            updates[f"Q{l}"] = plasticity.apical_cancellation(sums.XI[l], sums.A[l], steps)
+            updates[f"Q{l}"] = plasticity.apical_cancellation(sums.XI[layers[l].inhibited_by], sums.A[l], steps)
         if learn.B and l + 1 in changes:
             updates[f"B{l}"] = plasticity.feedback_kolen_pollack(changes[l + 1], pre_sums[l + 1], steps)
             if l + 1 in drives:  # the mirror of W_{l+1} takes its homeostatic increment too

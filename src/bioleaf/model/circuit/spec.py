@@ -38,13 +38,15 @@ class LayerSpec:
     ``soma``: COUPLED (:math:`I = g_B v^B + g_A v^A`, ``g_apical`` its :math:`g_A`), DECOUPLED (:math:`I = g_B v^B`)
     or REPLAYED (an unnudged layer whose spikes are the teacher-free copy's; its apical potential is still this
     copy's own); ``feedback_from``: the layer whose pyramidal cells send its ``B``; ``interneurons``: LIVE,
-    REPLAYED or ABSENT; ``shared``: simulated once, in one copy's rows, for every stacked copy."""
+    REPLAYED or ABSENT; ``shared``: simulated once, in one copy's rows, for every stacked copy; ``inhibited_by``: the
+    hidden layer whose interneurons reach its apical dendrite through ``Q``."""
 
     soma: str
     g_apical: float | None
     feedback_from: int
     interneurons: str
     shared: bool
+    inhibited_by: int
 
 
 @dataclass(frozen=True)
@@ -81,12 +83,16 @@ class CopySpec:
 
 
 def hidden_layers(couplings: list[float | None], interneurons: list[str], feedback_from: list[int], *,
-                  replayed: int, lowest: int, copies: int) -> tuple[LayerSpec, ...]:
+                  replayed: int, lowest: int, copies: int,
+                  inhibited_by: list[int] | None = None) -> tuple[LayerSpec, ...]:
     """The :class:`LayerSpec` of every hidden layer: decoupled where the coupling is ``None``, replayed for the
-    lowest ``replayed`` layers, coupled otherwise; shared where every stacked copy is identical."""
+    lowest ``replayed`` layers, coupled otherwise; shared where every stacked copy is identical; inhibited by its own
+    interneurons unless ``inhibited_by`` says whose."""
     shared = [n > 1 for n in identical_copies(couplings, lowest, copies)]
     soma = [DECOUPLED if g is None else REPLAYED if l < replayed else COUPLED for l, g in enumerate(couplings)]
-    return tuple(LayerSpec(*fields) for fields in zip(soma, couplings, feedback_from, interneurons, shared))
+    inhibited_by = list(range(len(couplings))) if inhibited_by is None else inhibited_by
+    return tuple(LayerSpec(*fields) for fields in zip(soma, couplings, feedback_from, interneurons, shared,
+                                                      inhibited_by))
 
 
 def circuit_copy(circuit: Microcircuit, ctx: Context, teacher: Teacher | None, *, free_reference: bool,
@@ -98,11 +104,12 @@ def circuit_copy(circuit: Microcircuit, ctx: Context, teacher: Teacher | None, *
     the unnudged lowest hidden layers (coupling 0: they fire as in the teacher-free copy)."""
     params, L = ctx.params, len(circuit.W)
     couplings = couplings or params.apical_couplings(L - 1)
-    interneurons = [LIVE] * (L - 1)
+    inhibited_by = params.inhibition_sources(L)
+    interneurons = [LIVE if l in inhibited_by else ABSENT for l in range(L - 1)]  # those no apical dendrite reads: none
     if free_reference and L > 1:
         interneurons[-1] = REPLAYED
     layers = hidden_layers(couplings, interneurons, params.feedback_sources(L), lowest=lowest, copies=copies,
-                           replayed=unnudged_layers(couplings) if free_reference else 0)
+                           replayed=unnudged_layers(couplings) if free_reference else 0, inhibited_by=inhibited_by)
     return CopySpec(name or ("free" if teacher is None else "teacher"), circuit, ctx.neuron, params.g_basal, layers,
                     ideal_interneurons=params.interneurons == "ideal", teacher=teacher, lowest=lowest, copies=copies,
                     teacher_reference=FREE_COPY if free_reference else OWN)

@@ -7,9 +7,12 @@ r"""One time step of one copy of the circuit: one plain step function per popula
 
 .. math::
 
-    v^B_l(t) = W_l x_{l-1}(t),\quad v^A_l(t) = B_l x_{l+1}(t-1) + Q_l x^I_l(t-1),\quad
+    v^B_l(t) = W_l x_{l-1}(t),\quad v^A_l(t) = B_l x_{l+1}(t-1) + Q_l x^I_{m(l)}(t-1),\quad
     I_l(t) = g_B v^B_l(t) + g_{A,l} v^A_l(t),\quad I^I_l(t) = g_B P_l x_l(t)
 
+:math:`m(l)` is the hidden layer whose interneurons reach layer :math:`l`'s apical dendrite: :math:`l` itself, or
+(``--interneuron-partners feedback-source`` with direct feedback) the top hidden layer, whose interneurons mirror
+the output cells that send every layer's feedback; a layer whose interneurons no apical dendrite reads has none.
 Bottom-up signals cross every layer within the step; top-down and lateral ones use the previous step's
 traces. In the teacher period of one presentation each apical potential is passed on against the cell's reference
 (:func:`~bioleaf.model.circuit.pathways.referenced`). Somata fire by :func:`bioleaf.model.neurons.if_step` (:func:`fire`), through an
@@ -68,7 +71,7 @@ def pyramidal_layer_step(spec: CopySpec, l: int, basal: torch.Tensor, prev: Copy
     layer = spec.layers[l]
     if layer.soma == DECOUPLED:
         return fire(spec, "pyr", l, decoupled_current(basal, spec.g_basal), prev.pyr[l], observer)
-    above, inter = prev.pyr[layer.feedback_from].trace, prev.inter[l].trace
+    above, inter = prev.pyr[layer.feedback_from].trace, prev.inter[layer.inhibited_by].trace
     sig.apical[l] = referenced(apical_input(spec.circuit.B[l], spec.circuit.Q[l], above, inter, spec.ideal_interneurons),
                                spec.reference_of(l))
     if layer.soma == REPLAYED:

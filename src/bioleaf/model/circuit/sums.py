@@ -39,9 +39,9 @@ class CircuitSums:
     """The running sums of the teacher or free phase (formulas above), per layer ``[rows, n]`` in the rows of
     the population each sums over; only those a rule of the presentation reads: the basal inputs' trace sums
     ``X`` of the lowest ``traces`` layers (the others' come from the teacher-free copy), with ``inter_traces``
-    every hidden layer's interneuron trace sums ``XI`` (``Q``'s rule), with ``live`` (the hidden layers whose
-    interneurons are simulated; not ``None``) the interneurons' integrated currents ``a_inter`` (``P``'s; zero,
-    in ``batch`` rows, where they are not simulated)."""
+    each hidden layer's interneurons' trace sums ``XI`` (``Q``'s rule; ``None`` where it has none), with ``live``
+    (the hidden layers whose interneurons are simulated; not ``None``) the interneurons' integrated currents
+    ``a_inter`` (``P``'s; zero, in ``batch`` rows, where they are not simulated)."""
 
     def __init__(self, sizes: list[int], batch: int, device: torch.device, teacher: bool, *, traces: int,
                  inter_traces: bool, live: list[int] | None):
@@ -62,8 +62,9 @@ class CircuitSums:
             self.X[l] = accumulated(self.X[l], pre)
         for l in self._hidden:
             self.A[l] = accumulated(self.A[l], sig.apical[l])
-        for l in range(len(self.XI)):
-            self.XI[l] = accumulated(self.XI[l], prev.inter[l].trace)
+        for l, inter in enumerate(prev.inter[:len(self.XI)]):
+            if inter is not None:  # interneurons that no apical dendrite reads are absent
+                self.XI[l] = accumulated(self.XI[l], inter.trace)
         for l in self._live:
             self.a_inter[l] = accumulated(self.a_inter[l], sig.inter_current[l])
         if self._teacher:
@@ -82,11 +83,13 @@ class CircuitSums:
         if self.timing is not None:
             self.timing.complete()
         for l in self._hidden:
-            above, inter = state.pyr[spec.layers[l].feedback_from].trace, state.inter[l].trace
+            layer = spec.layers[l]
+            above, inter = state.pyr[layer.feedback_from].trace, state.inter[layer.inhibited_by].trace
             apical = apical_input(B[l], Q[l], above, inter, spec.ideal_interneurons)
             self.A[l] += tail * referenced(apical, spec.reference_of(l))
         for xi, inter in zip(self.XI, state.inter):
-            xi += tail * inter.trace
+            if xi is not None:
+                xi += tail * inter.trace
 
 
 class TraceSums:

@@ -14,7 +14,8 @@ from bioleaf.model.weights import uniform_init
 @dataclass
 class Microcircuit:
     """The plastic synapses. ``W[l]``: ``[n_l, n_{l-1}]``; for hidden ``l``: ``B[l]``, ``Q[l]``:
-    ``[n_l, n_{l+1}]`` and ``P[l]``: ``[n_{l+1}, n_l]``."""
+    ``[n_l, n_{l+1}]`` and ``P[l]``: ``[n_{l+1}, n_l]`` (with direct feedback ``B[l]``: ``[n_l, n_out]``, and with
+    interneurons mirroring the feedback source ``Q[l]``: ``[n_l, n_out]``, ``P[l]`` empty below the top layer)."""
 
     W: list[torch.Tensor]
     B: list[torch.Tensor] = field(default_factory=list)
@@ -63,15 +64,18 @@ def build_circuit(sizes: list[int], params: CircuitParams, generator: torch.Gene
                   init_scale: float = 1.0, device: str | torch.device = "cpu") -> Microcircuit:
     """A circuit with random ``W`` and ``B`` (``B_l`` drawn like the transposed bottom-up weights of the layer it
     comes from: ``W_{l+1}^T``, or the output's with direct feedback); interneuron synapses ``P``, ``Q`` start at zero
-    (silent, non-inhibiting interneurons) unless the idealisations impose them."""
+    (silent, non-inhibiting interneurons) unless the idealisations impose them. ``Q_l`` comes from the interneurons
+    that inhibit layer ``l`` (:meth:`CircuitParams.inhibition_sources`); a hidden layer whose interneurons no apical
+    dendrite reads has none (its ``P`` has no rows)."""
     W = [uniform_init(o, i, init_scale, generator) for i, o in zip(sizes[:-1], sizes[1:])]
     hidden = range(len(sizes) - 2)
     sources = params.feedback_sources(len(sizes) - 1)
     B = [uniform_init(sizes[sources[l] + 1], sizes[l + 1], init_scale, generator).T.contiguous() for l in hidden]
     if params.center_feedback:
         B = [b - b.mean(dim=1, keepdim=True) for b in B]
-    P = [torch.zeros(sizes[l + 2], sizes[l + 1]) for l in hidden]
-    Q = [torch.zeros(sizes[l + 1], sizes[l + 2]) for l in hidden]
+    inhibitors = params.inhibition_sources(len(sizes) - 1)
+    P = [torch.zeros(sizes[l + 2] if l in inhibitors else 0, sizes[l + 1]) for l in hidden]
+    Q = [torch.zeros(sizes[l + 1], sizes[inhibitors[l] + 2]) for l in hidden]
     circuit = Microcircuit(*[[t.to(device) for t in ts] for ts in (W, B, P, Q)])
     circuit.sync_ideal(params)
     return circuit

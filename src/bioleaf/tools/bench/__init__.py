@@ -2,14 +2,16 @@ r"""``bioleaf bench``: speed, memory and arithmetic throughput of BioLeaF agains
 
 Three measurements, in one run (``docs/bench_notes.md`` has the method and the numbers):
 
-(a) **Training speed** (samples/second) of BioLeaF with its two benchmarked circuits, of our ``bptt``
+(a) **Training speed** (samples/second) of BioLeaF with its three benchmarked circuits (idealised, without copied
+    weights, and that one in one presentation per sample with the spike-timing rule), of our ``bptt``
     (float32 and float64 gradient sums) and of the peers, the same network built from stock parts of other SNN
     libraries and trained by BPTT (snnTorch, required; Norse and SpikingJelly, each skipped when not installed), on
     784-400-400-10, ``T = 20``, batch 100. The trainers take turns batch by batch, in a rotating order,
     and each speed is the batch size over the *median* batch time, so a CPU shared with other jobs biases
     all of them alike. Ratios of speeds: ``X_over_snntorch``, each BioLeaF circuit's over each peer's
     (``bioleaf_over_norse``, ...) and over the fastest peer's (``bioleaf_over_fastest_peer``), and
-    ``bioleaf_local_over_bioleaf``, the circuit without copied weights's over the idealised one's.
+    ``bioleaf_local_over_bioleaf``, the circuit without copied weights's over the idealised one's, and
+    ``bioleaf_one_over_bioleaf_local``, that circuit's in one presentation over its two copies'.
 (b) **Training memory** of ``bioleaf`` and ``bptt`` at ``T = 10, 50, 100`` on 784-800-800-10, batch 256:
     what training needs on top of the model and data. On a CPU every point runs in a fresh process that
     reads its own peak resident set size; on a GPU the probes run in this process and read torch's peak

@@ -23,7 +23,7 @@ from bioleaf.tools.bench.settings import BenchSettings
 from bioleaf.tools.bench.timing import fixed_batches, rotation_tasks, time_interleaved
 from bioleaf.tools.bench.trainers import BIOLEAF_TRAINERS, circuit_label, make_trainer
 
-OWN_TRAINERS = ("bioleaf", "bioleaf_local", "bptt", "bptt_float64")
+OWN_TRAINERS = ("bioleaf", "bioleaf_local", "bioleaf_one", "bptt", "bptt_float64")
 """Our trainers measurement (a) times, before the peers, in the order of the rotation."""
 LIMIT = "limit_{}"
 """The name of a BioLeaF trainer's limit replay among the timed tasks."""
@@ -37,7 +37,7 @@ def speed_trainers() -> tuple[tuple[str, ...], dict[str, str]]:
 
 
 def measure_speed(settings: BenchSettings, seed: int = 0, device: torch.device = torch.device("cpu")) -> dict:
-    """(a) and (c): samples/s of bioleaf (both circuits), bptt (both gradient sums) and the peers, and each
+    """(a) and (c): samples/s of bioleaf (its three circuits), bptt (both gradient sums) and the peers, and each
     BioLeaF circuit's batch against ``torch.matmul`` on its products and against its unavoidable work."""
     require_snntorch()
     s = settings
@@ -81,15 +81,20 @@ def peer_ratios(speed: dict[str, float]) -> dict[str, object]:
 
 
 def _circuits(trainers: dict) -> dict[str, object]:
-    """The circuit of each BioLeaF trainer in words, and its presentations per batch."""
+    """The circuit of each BioLeaF trainer in words, its copies of the circuit per batch (``_phases``: 2 where a free
+    and a teacher phase run side by side) and the steps each sample is presented for."""
     return {**{f"{name}_circuit": circuit_label(trainers[name].cfg) for name in BIOLEAF_TRAINERS},
-            **{f"{name}_phases": 2 if trainers[name].has_free_phase else 1 for name in BIOLEAF_TRAINERS}}
+            **{f"{name}_phases": 2 if trainers[name].has_free_phase and not trainers[name].one_presentation else 1
+               for name in BIOLEAF_TRAINERS},
+            **{f"{name}_steps_per_sample": trainers[name].presentation_steps for name in BIOLEAF_TRAINERS}}
 
 
 def _ratios(speed: dict[str, float]) -> dict[str, float]:
-    """BioLeaF's speed over bptt's, and the circuit without copied weights's over the idealised one's."""
+    """BioLeaF's speed over bptt's, the circuit without copied weights's over the idealised one's, and that circuit's
+    in one presentation over its two copies'."""
     return {"bioleaf_over_bptt": speed["bioleaf"] / speed["bptt"],
-            "bioleaf_local_over_bioleaf": speed["bioleaf_local"] / speed["bioleaf"]}
+            "bioleaf_local_over_bioleaf": speed["bioleaf_local"] / speed["bioleaf"],
+            "bioleaf_one_over_bioleaf_local": speed["bioleaf_one"] / speed["bioleaf_local"]}
 
 
 def _arithmetic(median: dict[str, float], recorded: dict[str, RecordedBatch],

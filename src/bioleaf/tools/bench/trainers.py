@@ -1,4 +1,5 @@
-"""The trainers the bench times: BioLeaF with its idealised and its circuit without copied weights, our ``bptt`` with
+"""The trainers the bench times: BioLeaF with its idealised circuit, its circuit without copied weights and that
+circuit in one presentation per sample, our ``bptt`` with
 float32 and float64 gradient sums, and the peers (:mod:`bioleaf.tools.bench.peers`: our ``bptt`` network built from
 snnTorch, Norse and SpikingJelly parts), each built from one seed.
 
@@ -22,28 +23,33 @@ LOCAL_PRESET = "fashion-mnist-local"
 """The preset whose circuit is the bench's fashion-mnist-local one."""
 IDEALISED_PRESET = "fashion-mnist"
 """The preset whose circuit is the bench's idealised one."""
-BIOLEAF_TRAINERS = {"bioleaf": "idealised", "bioleaf_local": "local"}
+ONE_PRESENTATION_PRESET = "fashion-mnist-one-presentation"
+"""The preset whose circuit is the bench's one-presentation one (local learning only)."""
+BIOLEAF_TRAINERS = {"bioleaf": "idealised", "bioleaf_local": "local", "bioleaf_one": "one-presentation"}
 """The BioLeaF trainers of the bench and the circuit (:func:`circuit_values`) each one runs."""
 TRAINERS = (*BIOLEAF_TRAINERS, "bptt", "bptt_float64", *PEERS)
 """Every trainer :func:`make_trainer` builds."""
 
 
 def circuit_values(circuit: str) -> dict[str, object]:
-    """The microcircuit settings and target counts of the two BioLeaF configurations the bench times (config
+    """The microcircuit settings and target counts of the three BioLeaF configurations the bench times (config
     field names), named here and nowhere else. ``"idealised"``: the circuit of the ``fashion-mnist`` preset (copied
     feedback, copied interneurons and the teacher-free copy: the equivalence configuration of the
     circuit). ``"local"``: the circuit without copied weights of the ``fashion-mnist-local`` preset (learned
-    interneurons and feedback, errors against the circuit's own free phase)."""
-    if circuit not in ("idealised", "local"):
-        raise UsageError(f"bench: circuit must be idealised or local, got {circuit!r}")
-    name = IDEALISED_PRESET if circuit == "idealised" else LOCAL_PRESET
-    return {k: v for k, v in PRESETS[name].items() if k.startswith(("circuit.", "targets."))}
+    interneurons and feedback, errors against the circuit's own free phase). ``"one-presentation"``: the circuit of
+    the ``fashion-mnist-one-presentation`` preset (fixed direct feedback, one copy: a free period then the teacher, the
+    spike-timing rule, interneurons mirroring the output cells; no label)."""
+    names = {"idealised": IDEALISED_PRESET, "local": LOCAL_PRESET, "one-presentation": ONE_PRESENTATION_PRESET}
+    if circuit not in names:
+        raise UsageError(f"bench: circuit must be one of {', '.join(names)}, got {circuit!r}")
+    return {k: v for k, v in PRESETS[names[circuit]].items() if k.startswith(("circuit.", "targets."))}
 
 
 def bench_config(rule: str, arch: str, steps: int, batch: int, circuit: str = "idealised") -> TrainConfig:
     """The configuration each rule is benchmarked with: defaults, except the sizes, no initial
     self-predicting phase, for ``bptt`` the leaky :data:`~bioleaf.tools.bench.peers.TWIN_NEURON`, and for
-    ``bioleaf`` the microcircuit ``circuit`` of :func:`circuit_values`."""
+    ``bioleaf`` the microcircuit ``circuit`` of :func:`circuit_values` (targets and plasticity trace cut to ``steps``
+    where they are longer)."""
     neuron = TWIN_NEURON if rule == "bptt" else NeuronParams()
     cfg = TrainConfig(rule=rule, arch=arch, steps=steps, batch_size=batch, encoder="bernoulli",
                       optimizer="adam", self_predict_batches=0, neuron=neuron)
@@ -53,6 +59,8 @@ def bench_config(rule: str, arch: str, steps: int, batch: int, circuit: str = "i
     cfg = cfg.with_values(values)
     if cfg.targets.high > steps:  # a target count above T spikes cannot be reached
         cfg = cfg.with_values({"targets.high": float(steps)})
+    if cfg.circuit.stdp_tau > steps * cfg.neuron.dt:  # a plasticity trace at most the presentation's length
+        cfg = cfg.with_values({"circuit.stdp_tau": steps * cfg.neuron.dt})
     return cfg.validate()
 
 
@@ -75,5 +83,6 @@ def make_trainer(name: str, arch: str, steps: int, batch: int, device: torch.dev
 def circuit_label(cfg: TrainConfig) -> str:
     """The circuit of a BioLeaF configuration in words, with the idealisations it uses."""
     c = cfg.circuit
-    return (f"{c.feedback} feedback, {c.interneurons} interneurons, {c.error_reference} error reference; "
+    partners = "" if c.interneuron_partners == "above" else " mirroring the feedback source"
+    return (f"{c.feedback} feedback, {c.interneurons} interneurons{partners}, {c.error_reference} error reference; "
             f"idealisations: {', '.join(cfg.idealisations) or 'none'}")

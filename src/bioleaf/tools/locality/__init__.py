@@ -30,7 +30,7 @@ import torch
 from bioleaf.config import TrainConfig
 from bioleaf.data import Dataset
 from bioleaf.errors import UsageError
-from bioleaf.tools.locality.contract import allowed, explanations
+from bioleaf.tools.locality.contract import Wiring, allowed, explanations
 from bioleaf.tools.locality.probes import (Measured, Step, carried_state, other_samples, populations_and_labels,
                                            record, weights_and_tensors)
 from bioleaf.training.trainer import Trainer
@@ -102,17 +102,16 @@ def check_locality(cfg: TrainConfig, data: Dataset, samples: int = 32) -> Locali
 
 def judged(cfg: TrainConfig, rule, measured: Measured, silent: list[str]) -> LocalityReport:
     """The report: every measured dependency against the contract, breaches against the declared idealisations."""
-    n_layers = len(rule.sizes) - 1
-    sources, periods = cfg.circuit.feedback_sources(n_layers), cfg.circuit.one_presentation()
+    wiring = Wiring.of(cfg.circuit, len(rule.sizes) - 1)
     changes = {name: sorted(measured.changes.get(name, ())) for name in rule.synapses()}
     inputs = {label: sorted(deps) for label, deps in sorted(measured.inputs.items())}
     report = LocalityReport(cfg.idealisations, inputs, changes, silent)
     items = [(label, deps) for label, deps in inputs.items()] + [(f"change:{s}", d) for s, d in changes.items()]
     for item, deps in items:
-        outside = [dep for dep in deps if not allowed(item, dep, n_layers, sources, periods)]
+        outside = [dep for dep in deps if not allowed(item, dep, wiring)]
         if outside:
             report.breaches[item] = outside
-            report.explained_by[item] = {dep: excuse(explanations(item, dep, changes, n_layers, sources),
+            report.explained_by[item] = {dep: excuse(explanations(item, dep, changes, wiring),
                                                      cfg.idealisations)
                                          for dep in outside}
     return report
