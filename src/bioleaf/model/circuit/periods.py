@@ -13,13 +13,13 @@ import dataclasses
 
 import torch
 
-from bioleaf.model import plasticity
 from bioleaf.model.circuit.cells import Teacher
 from bioleaf.model.circuit.eligibility import INTERNEURON, SpikeTimingSums
 from bioleaf.model.circuit.params import Context
 from bioleaf.model.circuit.pathways import bottom_up
-from bioleaf.model.circuit.presentation import (Copies, Copy, FreePhaseMemory, Plasticity, Presentation, input_trace,
-                                                plastic_updates, read_out, spike_timing_sums)
+from bioleaf.model.circuit.presentation import (Copies, Copy, FreePhaseMemory, Plasticity, Presentation,
+                                                cancellation_updates, input_trace, plastic_updates, read_out,
+                                                spike_timing_sums)
 from bioleaf.model.circuit.recording import Observer
 from bioleaf.model.circuit.spec import ABSENT, CopySpec, circuit_copy
 from bioleaf.model.circuit.state import init_state
@@ -39,12 +39,12 @@ def present_periods(circuit: Microcircuit, spikes: SpikeStream, targets: torch.T
 
     The interneurons learn ``P`` over the whole presentation, their partners' spikes against their own dendritic
     prediction (:func:`interneuron_timing_sums`); ``Q`` learns in the free period, from its apical and
-    interneuron-trace sums (:func:`plasticity.apical_cancellation`); ``W`` in the teacher period, by its rule
-    (:func:`plastic_updates`), with each cell's spike count and each output cell's integrated basal potential
-    restarted when the teacher comes on (:func:`teacher_period`). Each cell keeps slow traces of its free period
-    (:class:`FreePeriodReference`): its apical potential, which its apical compartment is measured against in the
-    teacher period, and its rate, which (learned feedback) its count change in the teacher period is read against,
-    as :math:`n^{teacher} - \bar r\, T` in place of a free phase's count."""
+    interneuron-trace sums (:func:`~bioleaf.model.circuit.presentation.cancellation_updates`); ``W`` in the teacher
+    period, by its rule (:func:`plastic_updates`), with each cell's spike count and each output cell's integrated
+    basal potential restarted when the teacher comes on (:func:`teacher_period`). Each cell keeps slow traces of its
+    free period (:class:`FreePeriodReference`): its apical potential, which its apical compartment is measured
+    against in the teacher period, and its rate, which (learned feedback) its count change in the teacher period is
+    read against, as :math:`n^{teacher} - \bar r\, T` in place of a free phase's count."""
     params, sizes, dev = ctx.params, circuit.sizes, circuit.W[0].device
     free_steps = params.free_steps + (0 if targets is not None else ctx.steps)
     spec = circuit_copy(circuit, ctx, None, free_reference=False)
@@ -54,9 +54,7 @@ def present_periods(circuit: Microcircuit, spikes: SpikeStream, targets: torch.T
     reference = None if targets is None else FreePeriodReference(  # what the teacher period reads of the free one
         len(sizes) - 1, params.reference_decay(ctx.neuron.dt), rates=params.reads_count_change())
     x_in = run_steps(copy, circuit, spikes, ctx, range(free_steps), None, [inter, reference], observer)
-    xi, a = copy.sums.XI, copy.sums.A  # each Q_l: its interneurons' traces against layer l's apical potential
-    free_updates = {f"Q{l}": plasticity.apical_cancellation(xi[layer.inhibited_by], a[l], free_steps)
-                    for l, layer in enumerate(spec.layers)} if lateral.Q else {}
+    free_updates = cancellation_updates(spec, copy.sums, free_steps) if lateral.Q else {}
     free = read_out(Copies(copy), free_updates, free_steps)
     if targets is None:
         free.updates.update(interneuron_updates(inter))
@@ -74,9 +72,10 @@ def present_periods(circuit: Microcircuit, spikes: SpikeStream, targets: torch.T
 
 def interneuron_timing_sums(spec: CopySpec) -> SpikeTimingSums:
     r"""The eligibility of every hidden layer's ``P`` (where it has interneurons): each interneuron's partner's spikes,
-    which reach its teaching compartment, against the spikes its own dendrite predicts (gain :math:`g_B`, coupling 1), so the error sums to
-    :math:`\vartheta (n^{partner} - \hat n^I)`: :math:`P_l` learns to predict its partner's spikes, step by step,
-    from its own presynaptic ones (the dendritic-prediction form of :func:`plasticity.basal_error_stdp`)."""
+    which reach its teaching compartment, against the spikes its own dendrite predicts (gain :math:`g_B`, coupling 1),
+    so the error sums to :math:`\vartheta (n^{partner} - \hat n^I)`: :math:`P_l` learns to predict its partner's
+    spikes, step by step, from its own presynaptic ones (the dendritic-prediction form of
+    :func:`~bioleaf.model.plasticity.basal_error_stdp`)."""
     n = len(spec.layers)
     return SpikeTimingSums([l for l, layer in enumerate(spec.layers) if layer.interneurons != ABSENT], [1.0] * n,
                            [spec.g_basal] * n, spec.neuron.threshold, population=INTERNEURON)

@@ -275,6 +275,12 @@ def read_out(run: Copies, updates: dict[str, torch.Tensor], steps: int,
         free_output=(shadow.state.pyr[-1].count, shadow.state.pyr[-1].v) if shadow is not None else None)
 
 
+def cancellation_updates(spec: CopySpec, sums: CircuitSums, steps: int) -> dict[str, torch.Tensor]:
+    """Every hidden layer's ``Q`` change: the reaching interneurons' trace sums against its apical integral."""
+    return {f"Q{l}": plasticity.apical_cancellation(sums.XI[layer.inhibited_by], sums.A[l], steps)
+            for l, layer in enumerate(spec.layers)}
+
+
 def plastic_updates(circuit: Microcircuit, run: Copies, errors: list[torch.Tensor], learn: Plasticity,
                     taught: bool, free_phase: FreePhaseMemory | None, ctx: Context) -> dict[str, torch.Tensor]:
     """The rules of :mod:`bioleaf.model.plasticity` applied to the running sums at the end of a presentation.
@@ -315,12 +321,12 @@ def plastic_updates(circuit: Microcircuit, run: Copies, errors: list[torch.Tenso
         if learn.P and layers[l].interneurons != ABSENT:
             updates[f"P{l}"] = plasticity.interneuron_prediction(
                 sums.X[l + 1], run.main.state.pyr[l + 1].count, torch.relu(sums.a_inter[l]) / threshold, steps)
-        if learn.Q:
-            updates[f"Q{l}"] = plasticity.apical_cancellation(sums.XI[layers[l].inhibited_by], sums.A[l], steps)
         if learn.B and l + 1 in changes:
             updates[f"B{l}"] = plasticity.feedback_kolen_pollack(changes[l + 1], pre_sums[l + 1], steps)
             if l + 1 in drives:  # the mirror of W_{l+1} takes its homeostatic increment too
                 updates[f"B{l}"] += plasticity.feedback_kolen_pollack(drives[l + 1], pre_sums[l + 1], steps)
+    if learn.Q:
+        updates.update(cancellation_updates(run.main.spec, sums, steps))
     return updates
 
 

@@ -71,13 +71,20 @@ def pyramidal_layer_step(spec: CopySpec, l: int, basal: torch.Tensor, prev: Copy
     layer = spec.layers[l]
     if layer.soma == DECOUPLED:
         return fire(spec, "pyr", l, decoupled_current(basal, spec.g_basal), prev.pyr[l], observer)
-    above, inter = prev.pyr[layer.feedback_from].trace, prev.inter[layer.inhibited_by].trace
-    sig.apical[l] = referenced(apical_input(spec.circuit.B[l], spec.circuit.Q[l], above, inter, spec.ideal_interneurons),
-                               spec.reference_of(l))
+    sig.apical[l] = apical_potential(spec, l, prev)
     if layer.soma == REPLAYED:
         return replay.signals.spikes[l], replay.state.pyr[l]
     current = pyramidal_current(basal, sig.apical[l], spec.g_basal, layer.g_apical)
     return fire(spec, "pyr", l, current, prev.pyr[l], observer)
+
+
+def apical_potential(spec: CopySpec, l: int, prev: CopyState) -> torch.Tensor:
+    r"""Hidden layer ``l``'s apical potential from the traces in ``prev``, :math:`v^A_l = B_l x_{l+1} + Q_l x^I_{m(l)}`,
+    passed on against the cell's reference where it has one (:func:`~bioleaf.model.circuit.pathways.referenced`)."""
+    layer = spec.layers[l]
+    above, inter = prev.pyr[layer.feedback_from].trace, prev.inter[layer.inhibited_by].trace
+    apical = apical_input(spec.circuit.B[l], spec.circuit.Q[l], above, inter, spec.ideal_interneurons)
+    return referenced(apical, spec.reference_of(l))
 
 
 def interneuron_layer_step(spec: CopySpec, l: int, pre: torch.Tensor, basal_above: torch.Tensor, prev: CopyState,

@@ -22,9 +22,9 @@ import torch
 
 from bioleaf.model.circuit.eligibility import SpikeTimingSums
 from bioleaf.model.circuit.layout import copy_rows, per_copy
-from bioleaf.model.circuit.pathways import apical_input, referenced
 from bioleaf.model.circuit.spec import CopySpec
 from bioleaf.model.circuit.state import CopyState, StepSignals
+from bioleaf.model.circuit.step import apical_potential
 
 
 def accumulated(total: torch.Tensor | None, value: torch.Tensor) -> torch.Tensor:
@@ -79,14 +79,10 @@ class CircuitSums:
 
     def complete(self, state: CopyState, spec: CopySpec, tail: float) -> None:
         """Add the integral of the PSPs still in flight at the end (``tail = 1 / (1 - lambda)``)."""
-        B, Q = spec.circuit.B, spec.circuit.Q
         if self.timing is not None:
             self.timing.complete()
         for l in self._hidden:
-            layer = spec.layers[l]
-            above, inter = state.pyr[layer.feedback_from].trace, state.inter[layer.inhibited_by].trace
-            apical = apical_input(B[l], Q[l], above, inter, spec.ideal_interneurons)
-            self.A[l] += tail * referenced(apical, spec.reference_of(l))
+            self.A[l] += tail * apical_potential(spec, l, state)
         for xi, inter in zip(self.XI, state.inter):
             if xi is not None:
                 xi += tail * inter.trace
