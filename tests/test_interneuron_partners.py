@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import bioleaf
-from bioleaf.model.circuit import Plasticity, build_circuit, present_periods
+from bioleaf.model.circuit import Plasticity, build_circuit, present_periods, presentation
 from bioleaf.tools.locality.contract import Wiring, allowed
 
 DIRECT = dict(arch="64-32-24-10", feedback="direct", schedule="one-presentation", free_steps=20, g_apical_layers="1",
@@ -103,3 +103,21 @@ def test_the_one_presentation_preset_is_the_direct_preset_with_the_published_fla
                  homeostasis=0.001, interneuron_partners="feedback-source")
     one = bioleaf.preset("fashion-mnist-one-presentation")
     assert one == bioleaf.preset("fashion-mnist-local-direct", **flags) and one.idealisations == []
+
+
+def test_a_q_change_reading_the_layer_above_the_one_it_inhibits_is_caught(monkeypatch, run_cli):
+    """With interneurons mirroring the output cells, the layer above no longer reaches the first layer's apical
+    dendrite: a ``Q0`` change that reads its spikes is outside the contract."""
+    original = presentation.cancellation_updates
+
+    def reads_the_layer_above(spec, sums, steps):
+        updates = original(spec, sums, steps)
+        above = sums.X[2].double()  # the traces of the second hidden layer's spikes, per sample
+        updates["Q0"] = updates["Q0"] + 1e-3 * above.T @ torch.ones(above.shape[0], 10, dtype=torch.float64)
+        return updates
+    monkeypatch.setattr(presentation, "cancellation_updates", reads_the_layer_above)
+    code, _, err = run_cli("check-locality", "--preset", "digits", "--arch", "64-48-48-10", "--feedback", "direct",
+                           "--steps", "20", "--target-high", "15", "--samples", "8",
+                           "--interneuron-partners", "feedback-source")  # two copies: Q learns from the free copy's sums
+    assert code == 1 and err.count("\n") == 1, err
+    assert "the change of Q0 depends on activity:free:pyr1" in err, err
