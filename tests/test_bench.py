@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from bioleaf import cli
-from bioleaf.tools import scaling
+from bioleaf.tools import scaling, scaling_report
 from bioleaf.tools.bench import flops, memory, peers, probes, run_bench, timing, trainers
 from bioleaf.tools.bench.peers import snntorch_twin as twin
 from bioleaf.config import TrainConfig
@@ -52,9 +52,9 @@ def check_bench_result(result: dict, device: str) -> None:
     # a free and a teacher phase with learned P, Q and B products: more arithmetic than the idealised batch
     assert result["bioleaf_local_gflop_per_batch"] > result["bioleaf_gflop_per_batch"]
     assert result["bioleaf_phases"] == 1 and result["bioleaf_local_phases"] == 2
-    # one copy, no label: a free period of 30 steps then the teacher, with the spike-timing rule
+    # one copy, no label: a free period as long as the teacher's (the preset's proportion), the spike-timing rule
     assert result["bioleaf_one_circuit"].endswith("idealisations: none") and result["bioleaf_one_phases"] == 1
-    assert result["bioleaf_one_steps_per_sample"] == result["speed_steps"] + 30
+    assert result["bioleaf_one_steps_per_sample"] == 2 * result["speed_steps"]
     for name in peers.OPTIONAL_PEERS:  # each measured, or skipped where its package is missing
         assert result[name] in ("measured", peers.SKIPPED), (name, result[name])
         for key in (f"{name}_samples_per_s", f"bioleaf_over_{name}", f"bioleaf_local_over_{name}",
@@ -170,6 +170,19 @@ def test_recorded_bioleaf_products_replay_the_flops_torch_counts(circuit, arch):
     assert len(matmuls) >= per_step * cfg.steps
 
 
+def test_the_recorded_products_name_the_ones_run_in_float64():
+    """The spike-timing rule's eligibility and our bptt's float64 gradient sums run in float64; our default bptt
+    runs every product in float32."""
+    x, y = torch.rand(4, 784), torch.randint(0, 10, (4,))
+    float64 = {}
+    for name in ("bioleaf_one", "bptt", "bptt_float64"):
+        trainer = trainers.make_trainer(name, "784-16-16-10", 6, 4, torch.device("cpu"))
+        matmuls = flops.recorded_matmuls(lambda: trainer.train_batch(x, y, torch.Generator().manual_seed(0)))
+        assert {m.dtype for m in matmuls} <= {"float32", "float64"}
+        float64[name] = flops.total_flops(matmuls, "float64") / flops.total_flops(matmuls)
+    assert 0 < float64["bioleaf_one"] < 1 and float64["bptt"] == 0 and 0 < float64["bptt_float64"] < 1
+
+
 def test_matmul_replay_runs_the_listed_products():
     matmuls = [flops.Matmul("mm", 4, 5, 3, 7), flops.Matmul("mm", 3, 4, 5, 1), flops.Matmul("bmm", 2, 3, 4, 2)]
     run = flops.matmul_replay(matmuls, torch.Generator().manual_seed(0))
@@ -191,14 +204,22 @@ def test_the_idealised_circuit_is_the_fashion_mnist_preset_s_and_the_local_one_c
 
 
 def test_the_one_presentation_circuit_is_the_direct_preset_s_in_one_copy_with_the_spike_timing_rule():
-    one = trainers.bench_config("bioleaf", "784-16-16-10", 20, 8, "one-presentation")
-    direct = PRESETS["fashion-mnist-local-direct"]
+    one = trainers.bench_config("bioleaf", "784-16-16-10", 30, 8, "one-presentation")
+    preset, direct = PRESETS["fashion-mnist-one-presentation"], PRESETS["fashion-mnist-local-direct"]
     assert one.idealisations == [] and one.circuit.one_presentation() and one.circuit.free_steps == 30
     assert one.circuit.feedback == direct["circuit.feedback"] == "direct" and one.circuit.gate == direct["circuit.gate"]
-    assert one.circuit.w_rule == "stdp" and one.circuit.stdp_tau == 10 and one.circuit.apical_couplings(2) == [0.5, 0.5]
+    assert one.circuit.w_rule == "stdp" and one.circuit.stdp_tau == 10
+    assert one.circuit.apical_couplings(2) == [preset["circuit.g_apical"]] * 2 == [0.5, 0.5]
     assert one.circuit.inhibition_sources(3) == [1, 1]  # the top layer's interneurons, mirroring the output cells
     short = trainers.bench_config("bioleaf", "784-16-16-10", 6, 8, "one-presentation")  # a 6 ms presentation
     assert short.circuit.stdp_tau == 6 * short.neuron.dt
+
+
+@pytest.mark.parametrize("steps, free", [(30, 30), (20, 20), (100, 100), (5, 5), (1, 1)])
+def test_the_one_presentation_circuit_keeps_its_preset_s_free_period_in_proportion_to_t(steps, free):
+    """The preset presents 30 free steps before its 30 taught ones: at the bench's T, as many free steps as taught."""
+    one = trainers.bench_config("bioleaf", "784-16-16-10", steps, 8, "one-presentation")
+    assert one.circuit.free_steps == trainers.free_steps_at(steps, "one-presentation") == free
 
 
 def test_the_fully_local_circuit_is_read_from_the_fashion_mnist_local_preset(monkeypatch):
@@ -236,6 +257,12 @@ def check_scaling_run(result: dict, out, device: str) -> None:
         assert r["rule"] in scaling.SCALING_TRAINERS and not r["oom"], r
         assert math.isfinite(r["samples_per_s"]) and r["samples_per_s"] > 0 and r["peak_mb"] >= 0, r
         assert r["over_snntorch"] > 0 and (r["rule"] != "snntorch" or r["over_snntorch"] == 1.0), r
+        circuit = r["rule"] in trainers.BIOLEAF_TRAINERS  # a limit replay each, and memory against the idealised circuit's
+        assert (r["limit_efficiency"] > 0) if circuit else r["limit_efficiency"] is None, r
+        assert (r["memory_over_idealised"] is not None) == (circuit and r["peak_mb"] > 0), r
+    slopes = {(s["sweep"], s["rule"]): s for s in result["slopes"]}
+    assert set(slopes) == {(sweep, name) for sweep in ("width", "T", "batch") for name in scaling.SCALING_TRAINERS}
+    assert all(math.isfinite(s["time_slope"]) for s in slopes.values())
     width, steps, batch = scaling.QUICK_SCALING.centre
     centre = {(r["sweep"], r["rule"]): r["samples_per_s"] for r in rows
               if r["value"] == {"width": width, "T": steps, "batch": batch}.get(r["sweep"])}
@@ -243,7 +270,8 @@ def check_scaling_run(result: dict, out, device: str) -> None:
         assert centre["width", name] == centre["T", name] == centre["batch", name]
     assert json.loads((out / "results.json").read_text()) == result
     table = (out / "results.md").read_text()
-    assert table.count("| width |") == 1 and all(label in table for label in scaling.LABELS.values())
+    assert table.count("| width |") == 2 and all(label in table for label in scaling_report.LABELS.values())
+    assert "| trainer | width: time | width: memory |" in table
     assert (out / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -295,9 +323,23 @@ def test_trainers_out_of_memory_are_marked_oom_instead_of_failing_the_sweep(monk
     assert rows[8, "snntorch"]["peak_mb"] == 1.5  # it fitted while probed
     assert rows[16, "snntorch"]["oom"]  # a new trainer at the next width: out of memory again
     for value in (8, 16):
-        for name in ("bioleaf", "bioleaf_local"):
+        for name in trainers.BIOLEAF_TRAINERS:
             row = rows[value, name]
             assert not row["oom"] and row["samples_per_s"] > 0 and row["over_snntorch"] is None, row
     table = (tmp_path / "results.md").read_text()
     assert "| 8 | " in table and table.count(" OOM |") == 4 * 3  # 4 rows: bptt's speed and memory, snnTorch's speed
     assert (tmp_path / "scaling.png").stat().st_size > 0
+    slopes = {(s["sweep"], s["rule"]): s for s in result["slopes"]}
+    assert slopes["width", "bptt"]["time_slope"] is None and slopes["width", "snntorch"]["time_slope"] is None
+
+
+def test_loglog_slopes_recover_the_exponent_of_a_power_law_and_skip_missing_points():
+    assert scaling_report.loglog_slope([1, 2, 4], [3.0, 12.0, 48.0]) == pytest.approx(2.0)
+    assert scaling_report.loglog_slope([10, 100, 1000], [5.0, None, 50.0]) == pytest.approx(0.5)
+    assert scaling_report.loglog_slope([10, 100], [5.0, None]) is None
+    rows = [{"sweep": "width", "value": w, "rule": name, "batch": 10, "samples_per_s": 10 / (w / 100) ** 1.5,
+             "peak_mb": w / 4} for w in (100, 200, 400) for name in scaling.SCALING_TRAINERS]
+    rows += [{**rows[0], "sweep": "T"}]  # a sweep of one point has no slope
+    slopes = scaling_report.scaling_slopes(rows)
+    assert [(s["sweep"], s["rule"]) for s in slopes] == [("width", name) for name in scaling.SCALING_TRAINERS]
+    assert all(s["time_slope"] == pytest.approx(1.5) and s["memory_slope"] == pytest.approx(1.0) for s in slopes)

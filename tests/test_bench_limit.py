@@ -45,7 +45,7 @@ def test_a_circuit_s_replay_does_its_products_draws_and_optimiser_step(name):
     labels = torch.arange(batch) % 4
     recorded = limit.recorded_batch(lambda: trainer.train_batch(images, labels, torch.Generator().manual_seed(2)))
     frames = trainer.presentation_steps  # one input frame per step (one presentation: the free period's too)
-    assert frames == steps + (30 if name == "bioleaf_one" else 0)
+    assert frames == steps * (2 if name == "bioleaf_one" else 1)  # one presentation: as many free steps as taught
     assert recorded.draws == [limit.Draw((batch, 30), torch.float32)] * frames
     replay = limit.limit_replay(recorded, trainer.optimizer, torch.device("cpu"), seed=3)
     assert list(replay.parts) == list(limit.PARTS)
@@ -89,7 +89,7 @@ def test_the_speed_only_bench_reports_every_circuit_s_limit_replay(speed_only):
     assert speed_only["speed_only"] is True and "bioleaf_peak_mb_T10" not in speed_only
     for name in BIOLEAF_TRAINERS:
         frames = speed_only[f"{name}_steps_per_sample"]
-        assert frames == speed_only["speed_steps"] + (30 if name == "bioleaf_one" else 0)
+        assert frames == speed_only["speed_steps"] * (2 if name == "bioleaf_one" else 1)
         assert speed_only[f"{name}_random_draws_per_batch"] == frames
         assert speed_only[f"{name}_random_numbers_per_batch"] == frames * speed_only["speed_batch"] * 784
     assert speed_only["bioleaf_local_optimizer_tensors"] > speed_only["bioleaf_optimizer_tensors"] == 3

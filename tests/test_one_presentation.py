@@ -105,6 +105,7 @@ def test_each_w_rule_with_homeostasis_learns_in_the_teacher_period(digits, w_rul
     (("--interneuron-decay", "-1"), "--interneuron-decay"),
     (("--encoder", "latency"), "--encoder latency/--schedule one-presentation"),
     (("--interneuron-decay", "500", "--lr-interneuron", "0.01"), "--interneuron-decay/--lr-interneuron"),
+    (("--interneuron-period", "teacher"), "--interneuron-period: expected one of presentation, free"),
 ])
 def test_unsupported_combinations_are_one_line_errors(run_cli, tmp_path, flags, named):
     args = ["train", "--preset", "digits", "--schedule", "one-presentation", "--interneurons", "learned",
@@ -142,8 +143,24 @@ def test_the_schedule_survives_a_configuration_round_trip():
     assert dataclasses.asdict(again.circuit) == dataclasses.asdict(cfg.circuit)
 
 
-def test_the_free_period_flags_are_refused_without_the_schedule(run_cli, tmp_path):
-    code, _, err = run_cli("train", "--preset", "digits", "--free-steps", "40", "--epochs", "1",
-                           "--out", str(tmp_path / "r"))
-    assert code != 0 and err.count("\n") == 1 and "--free-steps/--reference-tau/--schedule" in err, err
+@pytest.mark.parametrize("flags, named", [(("--free-steps", "40"), "--free-steps/--reference-tau/--schedule"),
+                                          (("--interneuron-period", "free"), "--interneuron-period/--schedule")])
+def test_the_free_period_flags_are_refused_without_the_schedule(run_cli, tmp_path, flags, named):
+    code, _, err = run_cli("train", "--preset", "digits", *flags, "--epochs", "1", "--out", str(tmp_path / "r"))
+    assert code != 0 and err.count("\n") == 1 and named in err, err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("period", ["presentation", "free"])
+def test_p_learns_in_the_teacher_period_only_where_its_period_is_the_whole_presentation(digits, period):
+    """Two presentations on the same spikes that differ only in the targets: their free periods are the same, so
+    ``P``'s change differs only where ``P`` also learns while the teacher is on."""
+    cfg = bioleaf.preset("digits", **ONE, interneuron_period=period)
+    x, y = digits.train_x[:12], digits.train_y[:12]
+    changes = []
+    for targets in (cfg.targets.of(y, 10), cfg.targets.of((y + 1) % 10, 10)):
+        free, _ = present_periods(_circuit(cfg), _stream(cfg, x, 20 + cfg.steps), targets, cfg.context, batch=12,
+                                  lateral=Plasticity(W=False, P=True), learn=Plasticity(W=False))
+        changes.append(free.updates["P0"])
+    assert torch.count_nonzero(changes[0]) > 0
+    assert torch.equal(changes[0], changes[1]) == (period == "free")

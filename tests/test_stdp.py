@@ -74,7 +74,7 @@ def test_the_eligibility_is_the_sum_of_error_times_presynaptic_trace(steps, wind
     plastic = torch.zeros(5, 4)  # the plasticity trace, a low-pass of the PSP trace (the PSP trace itself at 0)
     for sig in signals:
         sums.add(sig)
-        assert all(len(p) < 10 for p in sums._pending.values())  # memory bounded by the chunk, whatever T
+        assert all(p.steps < 10 for p in sums._pending.values())  # memory bounded by the chunk, whatever T
         u = u + 2.0 * sig.basal[0]  # the basal-only integrate-and-fire prediction
         predicted = (u >= 1.5).float()
         u = u - 1.5 * predicted

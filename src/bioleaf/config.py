@@ -70,6 +70,7 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
     "--interneuron-decay": ("circuit.interneuron_decay", float, "bioleaf decay of P per batch x its lr (0: off)"),
     "--interneuron-partners": ("circuit.interneuron_partners", str, "bioleaf cells the interneurons mirror: above "
                                "(each hidden layer's own) or feedback-source (direct: the output cells, for all)"),
+    "--interneuron-period": ("circuit.interneuron_period", str, "bioleaf one-presentation: P learns in: presentation, free"),
     "--g-basal": ("circuit.g_basal", float, "bioleaf basal -> soma coupling"),
     "--g-apical": ("circuit.g_apical", float, "bioleaf apical -> soma coupling"),
     "--g-apical-layers": ("circuit.g_apical_layers", str, "bioleaf multipliers of --g-apical per hidden layer, "
@@ -153,8 +154,7 @@ class TrainConfig:
     lr_interneuron: float = 1e-3
     feedback_decay: float = 1.0
     self_predict_batches: int = 50
-    # bptt
-    surrogate: str = "fast-sigmoid"
+    surrogate: str = "fast-sigmoid"  # bptt's settings from here
     surrogate_slope: float = 5.0
     ce_temperature: float = 2.0
     grad_sums: str = "float32"  # precision of the weight-gradient sums; float64: shard-invariant

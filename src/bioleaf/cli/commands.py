@@ -173,7 +173,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     """``bioleaf bench``: speed and memory of the trainers (``--scaling``: over sizes)."""
     from bioleaf.tools.bench import bench_device, run_bench
-    from bioleaf.tools.scaling import DEFAULT_OUT, run_scaling, scaling_summary
+    from bioleaf.tools.scaling import DEFAULT_OUT, run_scaling
+    from bioleaf.tools.scaling_report import scaling_summary
 
     device = bench_device(args.device)
     if args.scaling:

@@ -5,9 +5,10 @@ Three sweeps around the shape of ``bioleaf bench``'s speed measurement (784-400-
 batch 100): the hidden width ``W`` (784-W-W-10, 400 to 3,200 cells per hidden layer), the time steps
 ``T`` (20 to 500) and the batch. On a GPU a fourth point is the community benchmark's shape (the SNN
 library benchmarks of Open Neuromorphic): one Linear+LIF layer of 16,384 cells on 16,384 inputs,
-``T = 500``, batch 16. Every point trains the four :data:`SCALING_TRAINERS`: BioLeaF with its fully
-local and with its idealised circuit (:func:`bioleaf.tools.bench.trainers.circuit_values`), our ``bptt`` and the
-snnTorch twin (:class:`bioleaf.tools.bench.peers.SnnTorchTwin`), each from the same initial weights.
+``T = 500``, batch 16. Every point trains the five :data:`SCALING_TRAINERS`: BioLeaF with three circuits
+(:func:`bioleaf.tools.bench.trainers.circuit_values`: one presentation per sample, local learning only; free and
+teacher phase side by side; idealised), our ``bptt`` and the snnTorch twin
+(:class:`bioleaf.tools.bench.peers.SnnTorchTwin`), each from the same initial weights.
 
 At every point, for every trainer:
 
@@ -19,10 +20,17 @@ At every point, for every trainer:
 - **speed**: the trainers that fitted take turns batch by batch in this process
   (:func:`bioleaf.tools.bench.timing.time_interleaved`: ``warmup`` untimed rounds, then ``rounds`` timed ones);
   samples/s is the batch over the median batch time, and each speed is also given relative to
-  snnTorch's in the same rotation. A trainer that runs out of memory here is marked ``OOM`` as well.
+  snnTorch's in the same rotation. A trainer that runs out of memory here is marked ``OOM`` as well;
+- **the limit**: each BioLeaF circuit's unavoidable work (:mod:`bioleaf.tools.bench.limit`: its products, its input
+  encoding's random draws and its optimiser's step, recorded off one extra, untimed batch) is replayed in the same
+  rotation; ``limit_efficiency`` is the replay's median time over the circuit's median batch time, and
+  ``memory_over_idealised`` a circuit's peak memory over the idealised circuit's at the same point.
 
-The results go to ``out``: ``results.json`` (the settings and one row per point and trainer),
-``results.md`` (one table per sweep) and ``scaling.png`` (speed and memory against each swept
+Across a sweep, :func:`bioleaf.tools.scaling_report.scaling_slopes` fits every trainer's cost growth as a log-log
+slope: seconds per batch and peak memory against the swept size.
+
+The results go to ``out``: ``results.json`` (the settings, one row per point and trainer, and the slopes),
+``results.md`` (tables per sweep and of the slopes) and ``scaling.png`` (speed and memory against each swept
 variable, one line per trainer, ``OOM`` written where a trainer ran out of memory).
 """
 
@@ -37,18 +45,17 @@ from pathlib import Path
 import torch
 
 from bioleaf.errors import UsageError, is_out_of_memory
+from bioleaf.tools.bench.limit import limit_replay, recorded_batch
 from bioleaf.tools.bench.probes import run_probes
 from bioleaf.tools.bench.report import machine
 from bioleaf.tools.bench.runtime import (bench_threads, quiet_scalar_warnings, release_cached, synchronizer,
                                          torch_threads)
 from bioleaf.tools.bench.timing import fixed_batches, rotation_tasks, time_interleaved
-from bioleaf.tools.bench.trainers import make_trainer
-from bioleaf.training.checkpoint import atomic_write_bytes, atomic_write_json
+from bioleaf.tools.bench.trainers import BIOLEAF_TRAINERS, make_trainer
+from bioleaf.tools.scaling_report import IDEALISED, SCALING_TRAINERS, scaling_slopes, write_scaling
 
-SCALING_TRAINERS = ("bioleaf_local", "bioleaf", "bptt", "snntorch")
-"""The trainers of every point (:data:`bioleaf.tools.bench.trainers.TRAINERS`: ``bioleaf`` is the idealised circuit)."""
-LABELS = {"bioleaf_local": "BioLeaF, fashion-mnist-local", "bioleaf": "BioLeaF, idealised", "bptt": "our bptt",
-          "snntorch": "snnTorch BPTT"}
+LIMIT = "limit of {}"
+"""The name of a BioLeaF circuit's limit replay among the timed tasks."""
 DEFAULT_OUT = Path("runs/bench-scaling")
 
 
@@ -114,8 +121,8 @@ def scaling_points(s: ScalingSettings, device: torch.device) -> list[Point]:
 
 
 def measure(shape: tuple[str, int, int], s: ScalingSettings, device: torch.device, seed: int = 0) -> dict[str, dict]:
-    """Peak memory and samples/s of every trainer at one shape: ``{trainer: {samples_per_s, peak_mb, oom}}``
-    (``None`` where it ran out of memory)."""
+    """Peak memory, samples/s and (BioLeaF's circuits) limit efficiency of every trainer at one shape:
+    ``{trainer: {samples_per_s, limit_efficiency, peak_mb, oom}}`` (``None`` where absent or out of memory)."""
     arch, steps, batch = shape
     specs = [{"rule": name, "steps": steps, "arch": arch, "batch": batch, "batches": s.memory_batches, "seed": seed,
               "threads": s.threads, "device": str(device), "budget_mb": s.memory_budget_mb}
@@ -123,15 +130,17 @@ def measure(shape: tuple[str, int, int], s: ScalingSettings, device: torch.devic
     probes = {r["rule"]: r for r in run_probes(specs, parallel=s.memory_parallel, timeout_s=s.probe_timeout_s,
                                                fresh=s.fresh_processes)}
     fitted = [name for name in SCALING_TRAINERS if not probes[name]["oom"]]
-    speeds = timed_speeds(fitted, shape, s, device, seed)
-    return {name: {"samples_per_s": speeds.get(name), "peak_mb": probes[name].get("peak_mb"),
-                   "oom": speeds.get(name) is None} for name in SCALING_TRAINERS}
+    timed = timed_speeds(fitted, shape, s, device, seed)
+    return {name: {**timed.get(name, {"samples_per_s": None, "limit_efficiency": None}),
+                   "peak_mb": probes[name].get("peak_mb"), "oom": timed.get(name, {}).get("samples_per_s") is None}
+            for name in SCALING_TRAINERS}
 
 
 def timed_speeds(names: list[str], shape: tuple[str, int, int], s: ScalingSettings, device: torch.device,
-                 seed: int = 0) -> dict[str, float | None]:
-    """Samples/s of the trainers ``names`` at one shape, taking turns batch by batch; ``None`` for one that
-    ran out of memory (building it or training)."""
+                 seed: int = 0) -> dict[str, dict[str, float | None]]:
+    """Samples/s of the trainers ``names`` at one shape, taking turns batch by batch with the limit replays of the
+    BioLeaF circuits among them, and each circuit's ``limit_efficiency``: ``{name: {samples_per_s,
+    limit_efficiency}}``, ``None`` for a trainer that ran out of memory (building it, recording or training)."""
     arch, steps, batch = shape
     oom: set[str] = set()
     trainers = {}
@@ -143,26 +152,48 @@ def timed_speeds(names: list[str], shape: tuple[str, int, int], s: ScalingSettin
                 raise
             oom.add(name)
     if not trainers:
-        return dict.fromkeys(names)
+        return {name: {"samples_per_s": None, "limit_efficiency": None} for name in names}
     xs, ys, _ = fixed_batches(arch, batch, s.warmup + s.rounds, torch.Generator().manual_seed(seed + 1), device)
     tasks = rotation_tasks(trainers, xs, ys, seed, device, oom)
     with quiet_scalar_warnings(), torch_threads(s.threads):
-        seconds = time_interleaved(tasks, warmup=s.warmup, rounds=s.rounds, sync=synchronizer(device))
-    del trainers, tasks
+        replays = limit_replays(trainers, tasks, seed, device, oom)
+        seconds = time_interleaved({**tasks, **replays}, warmup=s.warmup, rounds=s.rounds, sync=synchronizer(device))
+    del trainers, tasks, replays
     release_cached(device)
-    return {name: None if name in oom else batch / statistics.median(seconds[name]) for name in names}
+    median = {name: statistics.median(t) for name, t in seconds.items()}
+    return {name: {"samples_per_s": None if name in oom else batch / median[name],
+                   "limit_efficiency": (median[LIMIT.format(name)] / median[name]
+                                        if LIMIT.format(name) in median and name not in oom else None)}
+            for name in names}
+
+
+def limit_replays(trainers: dict, tasks: dict, seed: int, device: torch.device, oom: set[str]) -> dict:
+    """The limit replay (:func:`bioleaf.tools.bench.limit.limit_replay`) of every BioLeaF circuit among
+    ``trainers``, each recorded off one extra, untimed batch of its task (one that runs out of memory there joins
+    ``oom`` and has none)."""
+    replays = {}
+    for name in trainers:
+        if name in BIOLEAF_TRAINERS:
+            recorded = recorded_batch(tasks[name])
+            if name not in oom:
+                replays[LIMIT.format(name)] = limit_replay(recorded, trainers[name].optimizer, device, seed + 4,
+                                                           synchronizer(device))
+    return replays
 
 
 def scaling_rows(points: list[Point], measured: dict[tuple[str, int, int], dict[str, dict]]) -> list[dict]:
-    """One row per point and trainer, with its speed relative to snnTorch's in the same rotation."""
+    """One row per point and trainer, with its speed relative to snnTorch's in the same rotation and (BioLeaF's
+    circuits) its peak memory relative to the idealised circuit's."""
     rows = []
     for p in points:
         at = measured[p.shape]
-        twin = at["snntorch"]["samples_per_s"]
+        twin, idealised = at["snntorch"]["samples_per_s"], at[IDEALISED]["peak_mb"]
         for name in SCALING_TRAINERS:
-            sps = at[name]["samples_per_s"]
+            sps, mb = at[name]["samples_per_s"], at[name]["peak_mb"]
             rows.append({**dataclasses.asdict(p), "rule": name, **at[name],
-                         "over_snntorch": sps / twin if sps is not None and twin else None})
+                         "over_snntorch": sps / twin if sps is not None and twin else None,
+                         "memory_over_idealised": (mb / idealised if name in BIOLEAF_TRAINERS and mb is not None
+                                                   and idealised else None)})
     return rows
 
 
@@ -188,98 +219,10 @@ def run_scaling(device: torch.device = torch.device("cpu"), *, quick: bool = Fal
     for p in points:
         if p.shape not in measured:
             measured[p.shape] = measure(p.shape, s, device, seed)
-    result = {**where, "quick": quick, "settings": dataclasses.asdict(s), "rows": scaling_rows(points, measured),
-              "seconds": time.perf_counter() - t0}
+    rows = scaling_rows(points, measured)
+    result = {**where, "quick": quick, "settings": dataclasses.asdict(s), "rows": rows,
+              "slopes": scaling_slopes(rows), "seconds": time.perf_counter() - t0}
     write_scaling(result, out)
     return result
 
 
-def write_scaling(result: dict, out: Path) -> list[Path]:
-    """``results.json``, ``results.md`` and ``scaling.png`` of a scaling run into ``out``."""
-    paths = [out / "results.json", out / "results.md", out / "scaling.png"]
-    atomic_write_json(paths[0], result)
-    atomic_write_bytes(paths[1], scaling_markdown(result).encode())
-    scaling_plot(result, paths[2])
-    return paths
-
-
-def _sweeps(rows: list[dict]) -> dict[str, list[dict]]:
-    """The rows of each sweep, in their order."""
-    sweeps: dict[str, list[dict]] = {}
-    for r in rows:
-        sweeps.setdefault(r["sweep"], []).append(r)
-    return sweeps
-
-
-def _title(sweep: str, rows: list[dict]) -> str:
-    """The heading of a sweep's table and axis: what is swept, and the shape held while it is."""
-    r = rows[0]
-    sizes = r["arch"].split("-")
-    held = {"width": f"{sizes[0]}-W-W-{sizes[-1]}, T={r['steps']}, batch {r['batch']}",
-            "T": f"{r['arch']}, batch {r['batch']}", "batch": f"{r['arch']}, T={r['steps']}",
-            "community": f"one Linear+LIF layer, {r['arch']}, T={r['steps']}, batch {r['batch']}"}[sweep]
-    return {"width": "Hidden width W", "T": "Time steps T", "batch": "Batch size",
-            "community": "Community benchmark shape"}[sweep] + f" ({held})"
-
-
-def _number(x: float) -> str:
-    """Three significant digits, or a whole number from 100 on."""
-    return f"{x:.3g}" if x < 100 else f"{x:.0f}"
-
-
-def _cell(row: dict, key: str) -> str:
-    """A table cell: the figure ``key`` of a row (a speed with its ratio to snnTorch's), ``OOM`` or ``-``."""
-    if row[key] is None:
-        return "OOM" if row["oom"] else "-"
-    ratio = row["over_snntorch"] if key == "samples_per_s" and row["rule"] != "snntorch" else None
-    return _number(row[key]) + ("" if ratio is None else f" ({ratio:.2f}x)")
-
-
-def scaling_markdown(result: dict) -> str:
-    """One table per sweep: samples/s (x snnTorch's, same rotation) and peak training memory of every trainer."""
-    where = f"{result['device']}" + (f" ({result['gpu']})" if result.get("gpu") else "")
-    lines = [f"Training speed (samples/s, in brackets relative to snnTorch's in the same rotation) and peak "
-             f"training memory (MB above the model and data) on {where}, torch {result['torch_version']}, "
-             f"snnTorch {result['snntorch_version']}; OOM: out of memory.", ""]
-    header = " | ".join(f"{LABELS[n]} samples/s | {LABELS[n]} MB" for n in SCALING_TRAINERS)
-    for sweep, rows in _sweeps(result["rows"]).items():
-        lines += [f"**{_title(sweep, rows)}**", "", f"| {sweep} | {header} |",
-                  "|---" * (1 + 2 * len(SCALING_TRAINERS)) + "|"]
-        for value in dict.fromkeys(r["value"] for r in rows):
-            at = {r["rule"]: r for r in rows if r["value"] == value}
-            cells = " | ".join(f"{_cell(at[n], 'samples_per_s')} | {_cell(at[n], 'peak_mb')}" for n in SCALING_TRAINERS)
-            lines.append(f"| {value} | {cells} |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def scaling_plot(result: dict, path: Path) -> Path:
-    """Speed and memory against each swept variable (log-log), one line per trainer; ``OOM`` marks a trainer
-    that ran out of memory at a value."""
-    from bioleaf.tools.plots import plt, save_png
-
-    sweeps = {k: v for k, v in _sweeps(result["rows"]).items() if len({r["value"] for r in v}) > 1}
-    fig, axes = plt.subplots(len(sweeps), 2, figsize=(10, 3.2 * len(sweeps)), squeeze=False)
-    for row_axes, (sweep, rows) in zip(axes, sweeps.items()):
-        for ax, key, unit in zip(row_axes, ("samples_per_s", "peak_mb"), ("samples/s", "peak training MB")):
-            for i, name in enumerate(SCALING_TRAINERS):
-                mine = [r for r in rows if r["rule"] == name]
-                ax.plot([r["value"] for r in mine], [float("nan") if r[key] is None else r[key] for r in mine],
-                        marker="o", color=f"C{i}", label=LABELS[name])
-                for r in mine:
-                    if r["oom"]:
-                        ax.annotate("OOM", (r["value"], 0.92 - 0.07 * i), xycoords=("data", "axes fraction"),
-                                    color=f"C{i}", ha="center", fontsize=8)
-            ax.set(xscale="log", yscale="log", xlabel=_title(sweep, rows), ylabel=unit)
-            values = sorted({r["value"] for r in rows})
-            ax.set_xticks(values, [str(v) for v in values])
-            ax.tick_params(axis="x", which="minor", bottom=False, labelbottom=False)
-            ax.grid(alpha=0.3, which="both")
-    axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"bioleaf bench --scaling on {result['device']}", fontsize=10)
-    return save_png(fig, path)
-
-
-def scaling_summary(result: dict, out: Path) -> str:
-    """What ``bioleaf bench --scaling`` prints without ``--json``: the tables and where the files went."""
-    return scaling_markdown(result) + f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'scaling.png'}"

@@ -12,7 +12,8 @@ The soma and its prediction integrate the same basal input with the same thresho
 where the other compartment (the apical dendrite, the teacher) adds or removes drive: the error sums to the
 cell's count change :math:`\vartheta (n_i - \hat n_i) / g_i`, and the quantisation of the input into spikes, common
 to both, largely cancels step by step. The products of ``chunk`` steps run as one product of their stacked
-rows, so the memory is bounded by the chunk, whatever ``T``.
+rows, written step by step into a float64 buffer of the chunk's rows (:class:`ChunkRows`), so the memory is
+bounded by the chunk, whatever ``T``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,34 @@ def cell_signals(sig: StepSignals, population: str, l: int) -> tuple[torch.Tenso
     return sig.inter_dendrite[l], sig.spikes[l + 1], sig.inputs[l + 1]
 
 
+class ChunkRows:
+    """The errors and presynaptic traces of up to ``chunk`` steps, each step's rows copied into a float64 buffer
+    (the precision of :func:`bioleaf.model.weights.batch_outer_sum`) as it comes, no list to stack afterwards."""
+
+    def __init__(self, chunk: int):
+        self.chunk, self.steps = chunk, 0
+        self._error: torch.Tensor | None = None
+        self._trace: torch.Tensor | None = None
+
+    def add(self, error: torch.Tensor, trace: torch.Tensor) -> bool:
+        """One step's ``[batch, n_post]`` errors and ``[batch, n_pre]`` traces; whether the chunk is full."""
+        rows = error.shape[0]
+        if self._error is None or self._error.shape[0] != self.chunk * rows:
+            self._error = error.new_empty((self.chunk * rows, error.shape[1]), dtype=torch.float64)
+            self._trace = trace.new_empty((self.chunk * rows, trace.shape[1]), dtype=torch.float64)
+        at = slice(self.steps * rows, (self.steps + 1) * rows)
+        self._error[at].copy_(error)
+        self._trace[at].copy_(trace)
+        self.steps += 1
+        return self.steps == self.chunk
+
+    def take(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rows of the steps held (``[steps * batch, n]`` each), and the buffer emptied for the next chunk."""
+        rows = self.steps * self._error.shape[0] // self.chunk
+        self.steps = 0
+        return self._error[:rows], self._trace[:rows]
+
+
 class SpikeTimingSums:
     """The eligibility ``E[l]`` (``[n_post, n_pre]``, float64, summed over the batch) of the synapses onto the
     ``population`` (:data:`PYRAMIDAL`: ``W``; :data:`INTERNEURON`: ``P``) of every layer in ``layers``, in the batch
@@ -52,9 +81,9 @@ class SpikeTimingSums:
         self.E: dict[int, torch.Tensor | None] = {l: None for l in layers}
         self._basal_soma: dict[int, torch.Tensor | None] = {  # u_i, the prediction's potential
             l: None if start is None else start[l].clone() for l in layers}
-        self._pending: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {l: [] for l in layers}
+        self._pending: dict[int, ChunkRows] = {l: ChunkRows(chunk) for l in layers}
         self._couplings, self._gains, self._threshold = couplings, drive_gains, threshold
-        self._rows, self._chunk, self.population = rows, chunk, population
+        self._rows, self.population = rows, population
         self._window_decay = window_decay  # lambda_w of the plasticity trace (0: the PSP trace itself)
         self._window: dict[int, torch.Tensor | None] = {l: None for l in layers}  # x~_j, the plasticity trace
 
@@ -75,8 +104,7 @@ class SpikeTimingSums:
         self._basal_soma[l] = u.sub_(predicted, alpha=self._threshold)
         error = plasticity.dendritic_prediction_error(self._own(spikes), predicted, self._threshold,
                                                       self._couplings[l])
-        self._pending[l].append((error, self._plasticity_trace(l, self._own(pre))))
-        if len(self._pending[l]) == self._chunk:
+        if self._pending[l].add(error, self._plasticity_trace(l, self._own(pre))):
             self._flush(l)
 
     def _plasticity_trace(self, l: int, pre: torch.Tensor) -> torch.Tensor:
@@ -93,13 +121,11 @@ class SpikeTimingSums:
 
     def _flush(self, l: int) -> None:
         """The pending steps of layer ``l`` as one product of their stacked rows."""
-        errors, traces = zip(*self._pending[l])
-        change = plasticity.basal_error_stdp(torch.cat(errors), torch.cat(traces))
+        change = plasticity.basal_error_stdp(*self._pending[l].take())
         self.E[l] = change if self.E[l] is None else self.E[l].add_(change)
-        self._pending[l] = []
 
     def complete(self) -> None:
         """The steps still pending at the end of the presentation."""
         for l in self.E:
-            if self._pending[l]:
+            if self._pending[l].steps:
                 self._flush(l)

@@ -27,6 +27,8 @@ INTERNEURON_PARTNERS = ("above", "feedback-source")
 """The cells the interneurons that inhibit a hidden layer mirror: the layer above (each hidden layer's own), or the
 cells its feedback comes from (with direct feedback, the output cells, mirrored by the top hidden layer's; docs/theory.md,
 section 2)."""
+INTERNEURON_PERIODS = ("presentation", "free")
+"""When the interneurons' ``P`` learns in one presentation: the whole presentation, or the free period only."""
 IDEALISATIONS = ("copied-feedback", "copied-interneurons", "teacher-free-copy", "replayed-input", "partner-count")
 """The assumptions a brain could not meet, each a label of every run that makes it: feedback ``B`` copied from
 ``W_{l+1}^T`` (``--feedback symmetric``); interneuron synapses copied from the layer above (``--interneurons
@@ -66,6 +68,7 @@ class CircuitParams:
     interneuron_decay: float = 0.0  # lambda_P, P's decay per batch at its learning rate (0: none)
     reference_tau: float = 5.0  # one presentation: ms of each cell's slow trace of its free-period apical potential
     interneuron_partners: str = "above"  # the cells interneurons mirror: the layer above, or each layer's feedback source
+    interneuron_period: str = "presentation"  # one presentation: P learns in the whole presentation or the free period
 
     def validate(self) -> "CircuitParams":
         """Raise :class:`UsageError` for values that cannot give a working circuit."""
@@ -98,7 +101,8 @@ class CircuitParams:
                    ("--nudge", self.nudge, NUDGES), ("--gate", self.gate, plasticity.GATES),
                    ("--upper-error", self.upper_error, UPPER_ERRORS), ("--w-rule", self.w_rule, plasticity.W_RULES),
                    ("--schedule", self.schedule, SCHEDULES),
-                   ("--interneuron-partners", self.interneuron_partners, INTERNEURON_PARTNERS)]
+                   ("--interneuron-partners", self.interneuron_partners, INTERNEURON_PARTNERS),
+                   ("--interneuron-period", self.interneuron_period, INTERNEURON_PERIODS)]
         for flag, value, allowed in choices:
             if value not in allowed:
                 raise UsageError(f"{flag}: expected one of {', '.join(allowed)}, got {value!r}")
@@ -129,6 +133,9 @@ class CircuitParams:
         elif (self.free_steps, self.reference_tau) != (CircuitParams.free_steps, CircuitParams.reference_tau):
             raise UsageError("--free-steps/--reference-tau/--schedule: the free period belongs to one presentation "
                              "(add --schedule one-presentation)")
+        if self.interneuron_period != "presentation" and not self.one_presentation():
+            raise UsageError("--interneuron-period/--schedule: the free period belongs to one presentation (add "
+                             "--schedule one-presentation)")
         if self.upper_error == "count-change" and self.interneurons != "learned":
             raise UsageError("--upper-error count-change/--interneurons: the count change is read against a free phase, "
                              "which only --interneurons learned runs")

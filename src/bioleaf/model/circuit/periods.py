@@ -2,7 +2,8 @@ r"""One presentation per sample (``--schedule one-presentation``): one copy of t
 teacher off, then a teacher period, on the input spikes of each moment (docs/theory.md, section 4).
 
 :func:`present_periods` runs both periods; the interneurons' ``P`` learns through their teaching compartment over the
-whole presentation (:func:`interneuron_timing_sums`), ``Q`` in the free period, ``W`` in the teacher period against
+whole presentation or (``--interneuron-period free``) the free period only (:func:`interneuron_timing_sums`), ``Q`` in
+the free period, ``W`` in the teacher period against
 each hidden cell's slow trace of its own free-period apical potential (:class:`FreePeriodReference`,
 :func:`teacher_period`).
 """
@@ -37,8 +38,8 @@ def present_periods(circuit: Microcircuit, spikes: SpikeStream, targets: torch.T
     run for both. Without ``targets`` every step is free (the self-predicting phase) and the teacher period's result
     is ``None``.
 
-    The interneurons learn ``P`` over the whole presentation, their partners' spikes against their own dendritic
-    prediction (:func:`interneuron_timing_sums`); ``Q`` learns in the free period, from its apical and
+    The interneurons learn ``P`` over the whole presentation (``--interneuron-period free``: the free period only),
+    their partners' spikes against their own dendritic prediction (:func:`interneuron_timing_sums`); ``Q`` learns in the free period, from its apical and
     interneuron-trace sums (:func:`~bioleaf.model.circuit.presentation.cancellation_updates`); ``W`` in the teacher
     period, by its rule (:func:`plastic_updates`), with each cell's spike count and each output cell's integrated
     basal potential restarted when the teacher comes on (:func:`teacher_period`). Each cell keeps slow traces of its
@@ -62,7 +63,8 @@ def present_periods(circuit: Microcircuit, spikes: SpikeStream, targets: torch.T
     rates = targets * (ctx.neuron.threshold / ctx.steps)
     copy = teacher_period(copy, circuit, ctx, Teacher.of(rates, params.teacher_strength), batch, learn,
                           tuple(reference.apical))
-    run_steps(copy, circuit, spikes, ctx, range(free_steps, free_steps + ctx.steps), x_in, [inter], observer)
+    taught = inter if params.interneuron_period == "presentation" else None  # P learns in the teacher period too
+    run_steps(copy, circuit, spikes, ctx, range(free_steps, free_steps + ctx.steps), x_in, [taught], observer)
     copy.sums.complete(copy.state, copy.spec, ctx.tail)
     memory = FreePhaseMemory(None, [r * ctx.steps for r in reference.rates]) if params.reads_count_change() else None
     updates = plastic_updates(circuit, Copies(copy), list(copy.sums.A), learn, True, memory, ctx)

@@ -19,6 +19,7 @@ class Matmul:
     k: int
     n: int
     count: int
+    dtype: str = "float32"  # of the factors, as the training code runs it (the replay runs every product in float32)
 
     @property
     def flops(self) -> int:
@@ -26,9 +27,9 @@ class Matmul:
         return 2 * self.m * self.k * self.n * self.count
 
 
-def total_flops(matmuls: list[Matmul]) -> int:
-    """The FLOPs of all the products ``matmuls``."""
-    return sum(m.flops for m in matmuls)
+def total_flops(matmuls: list[Matmul], dtype: str | None = None) -> int:
+    """The FLOPs of all the products ``matmuls`` (of those in ``dtype`` only, where given)."""
+    return sum(m.flops for m in matmuls if dtype is None or m.dtype == dtype)
 
 
 class MatmulRecorder(TorchDispatchMode):
@@ -47,7 +48,8 @@ class MatmulRecorder(TorchDispatchMode):
         if func in self.OPERANDS:
             a, b = (args[i] for i in self.OPERANDS[func])
             batches = a.shape[0] if a.dim() == 3 else 1
-            self.calls.append(Matmul(func.__name__, a.shape[-2], a.shape[-1], b.shape[-1], batches))
+            self.calls.append(Matmul(func.__name__, a.shape[-2], a.shape[-1], b.shape[-1], batches,
+                                     str(a.dtype).removeprefix("torch.")))
         return func(*args, **(kwargs or {}))
 
 

@@ -99,12 +99,14 @@ def _ratios(speed: dict[str, float]) -> dict[str, float]:
 
 def _arithmetic(median: dict[str, float], recorded: dict[str, RecordedBatch],
                 parts: dict[str, dict[str, float]]) -> dict[str, float]:
-    """(c): the products of a batch of each circuit, and the rate of BioLeaF and of the replay of its products
-    (the products part of its limit replay) on them; ``matmul_gflops`` is the idealised circuit's replay."""
+    """(c): the products of a batch of each circuit (``_float64_gflop_per_batch``: those the circuit runs in
+    float64, which the replay runs in float32), and the rate of BioLeaF and of the replay of its products (the
+    products part of its limit replay) on them; ``matmul_gflops`` is the idealised circuit's replay."""
     out: dict[str, float] = {}
     for name in BIOLEAF_TRAINERS:
         flops, products = total_flops(recorded[name].matmuls), parts[name]["products"]
         out.update({f"{name}_gflop_per_batch": flops / 1e9, f"{name}_matmuls_per_batch": len(recorded[name].matmuls),
+                    f"{name}_float64_gflop_per_batch": total_flops(recorded[name].matmuls, "float64") / 1e9,
                     f"{name}_gflops": flops / median[name] / 1e9, f"{name}_matmul_replay_gflops": flops / products / 1e9,
                     f"{name}_matmul_efficiency": products / median[name]})
     out["matmul_gflops"] = out["bioleaf_matmul_replay_gflops"]

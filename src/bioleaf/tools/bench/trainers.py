@@ -27,6 +27,8 @@ ONE_PRESENTATION_PRESET = "fashion-mnist-one-presentation"
 """The preset whose circuit is the bench's one-presentation one (local learning only)."""
 BIOLEAF_TRAINERS = {"bioleaf": "idealised", "bioleaf_local": "local", "bioleaf_one": "one-presentation"}
 """The BioLeaF trainers of the bench and the circuit (:func:`circuit_values`) each one runs."""
+PRESET_OF = {"idealised": IDEALISED_PRESET, "local": LOCAL_PRESET, "one-presentation": ONE_PRESENTATION_PRESET}
+"""The preset whose circuit each configuration of :func:`circuit_values` is."""
 TRAINERS = (*BIOLEAF_TRAINERS, "bptt", "bptt_float64", *PEERS)
 """Every trainer :func:`make_trainer` builds."""
 
@@ -39,17 +41,16 @@ def circuit_values(circuit: str) -> dict[str, object]:
     interneurons and feedback, errors against the circuit's own free phase). ``"one-presentation"``: the circuit of
     the ``fashion-mnist-one-presentation`` preset (fixed direct feedback, one copy: a free period then the teacher, the
     spike-timing rule, interneurons mirroring the output cells; no label)."""
-    names = {"idealised": IDEALISED_PRESET, "local": LOCAL_PRESET, "one-presentation": ONE_PRESENTATION_PRESET}
-    if circuit not in names:
-        raise UsageError(f"bench: circuit must be one of {', '.join(names)}, got {circuit!r}")
-    return {k: v for k, v in PRESETS[names[circuit]].items() if k.startswith(("circuit.", "targets."))}
+    if circuit not in PRESET_OF:
+        raise UsageError(f"bench: circuit must be one of {', '.join(PRESET_OF)}, got {circuit!r}")
+    return {k: v for k, v in PRESETS[PRESET_OF[circuit]].items() if k.startswith(("circuit.", "targets."))}
 
 
 def bench_config(rule: str, arch: str, steps: int, batch: int, circuit: str = "idealised") -> TrainConfig:
     """The configuration each rule is benchmarked with: defaults, except the sizes, no initial
     self-predicting phase, for ``bptt`` the leaky :data:`~bioleaf.tools.bench.peers.TWIN_NEURON`, and for
     ``bioleaf`` the microcircuit ``circuit`` of :func:`circuit_values` (targets and plasticity trace cut to ``steps``
-    where they are longer)."""
+    where they are longer; in one presentation the free period of :func:`free_steps_at`)."""
     neuron = TWIN_NEURON if rule == "bptt" else NeuronParams()
     cfg = TrainConfig(rule=rule, arch=arch, steps=steps, batch_size=batch, encoder="bernoulli",
                       optimizer="adam", self_predict_batches=0, neuron=neuron)
@@ -59,9 +60,18 @@ def bench_config(rule: str, arch: str, steps: int, batch: int, circuit: str = "i
     cfg = cfg.with_values(values)
     if cfg.targets.high > steps:  # a target count above T spikes cannot be reached
         cfg = cfg.with_values({"targets.high": float(steps)})
+    if cfg.circuit.schedule == "one-presentation":  # the free period in the preset's proportion to its T
+        cfg = cfg.with_values({"circuit.free_steps": free_steps_at(steps, circuit)})
     if cfg.circuit.stdp_tau > steps * cfg.neuron.dt:  # a plasticity trace at most the presentation's length
         cfg = cfg.with_values({"circuit.stdp_tau": steps * cfg.neuron.dt})
     return cfg.validate()
+
+
+def free_steps_at(steps: int, circuit: str) -> int:
+    """The free period of a one-presentation ``circuit`` whose teacher period is ``steps`` long: its preset's free
+    period in the preset's proportion to its ``T`` (at least one step)."""
+    preset = PRESETS[PRESET_OF[circuit]]
+    return max(1, round(preset["circuit.free_steps"] * steps / preset["steps"]))
 
 
 def make_trainer(name: str, arch: str, steps: int, batch: int, device: torch.device,
