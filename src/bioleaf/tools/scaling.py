@@ -45,7 +45,7 @@ from pathlib import Path
 import torch
 
 from bioleaf.errors import UsageError, is_out_of_memory
-from bioleaf.tools.bench.limit import limit_replay, recorded_batch
+from bioleaf.tools.bench.limit import LIMIT_TASK, recorded_replays
 from bioleaf.tools.bench.probes import run_probes
 from bioleaf.tools.bench.report import machine
 from bioleaf.tools.bench.runtime import (bench_threads, quiet_scalar_warnings, release_cached, synchronizer,
@@ -54,8 +54,6 @@ from bioleaf.tools.bench.timing import fixed_batches, rotation_tasks, time_inter
 from bioleaf.tools.bench.trainers import BIOLEAF_TRAINERS, make_trainer
 from bioleaf.tools.scaling_report import IDEALISED, SCALING_TRAINERS, scaling_slopes, write_scaling
 
-LIMIT = "limit of {}"
-"""The name of a BioLeaF circuit's limit replay among the timed tasks."""
 DEFAULT_OUT = Path("runs/bench-scaling")
 
 
@@ -156,29 +154,19 @@ def timed_speeds(names: list[str], shape: tuple[str, int, int], s: ScalingSettin
     xs, ys, _ = fixed_batches(arch, batch, s.warmup + s.rounds, torch.Generator().manual_seed(seed + 1), device)
     tasks = rotation_tasks(trainers, xs, ys, seed, device, oom)
     with quiet_scalar_warnings(), torch_threads(s.threads):
-        replays = limit_replays(trainers, tasks, seed, device, oom)
+        circuits = [name for name in trainers if name in BIOLEAF_TRAINERS]
+        _, replays = recorded_replays({name: tasks[name] for name in circuits},
+                                      {name: trainers[name].optimizer for name in circuits}, device, seed + 4,
+                                      synchronizer(device), oom)
+        replays = {LIMIT_TASK.format(name): replay for name, replay in replays.items()}
         seconds = time_interleaved({**tasks, **replays}, warmup=s.warmup, rounds=s.rounds, sync=synchronizer(device))
     del trainers, tasks, replays
     release_cached(device)
     median = {name: statistics.median(t) for name, t in seconds.items()}
     return {name: {"samples_per_s": None if name in oom else batch / median[name],
-                   "limit_efficiency": (median[LIMIT.format(name)] / median[name]
-                                        if LIMIT.format(name) in median and name not in oom else None)}
+                   "limit_efficiency": (median[LIMIT_TASK.format(name)] / median[name]
+                                        if LIMIT_TASK.format(name) in median and name not in oom else None)}
             for name in names}
-
-
-def limit_replays(trainers: dict, tasks: dict, seed: int, device: torch.device, oom: set[str]) -> dict:
-    """The limit replay (:func:`bioleaf.tools.bench.limit.limit_replay`) of every BioLeaF circuit among
-    ``trainers``, each recorded off one extra, untimed batch of its task (one that runs out of memory there joins
-    ``oom`` and has none)."""
-    replays = {}
-    for name in trainers:
-        if name in BIOLEAF_TRAINERS:
-            recorded = recorded_batch(tasks[name])
-            if name not in oom:
-                replays[LIMIT.format(name)] = limit_replay(recorded, trainers[name].optimizer, device, seed + 4,
-                                                           synchronizer(device))
-    return replays
 
 
 def scaling_rows(points: list[Point], measured: dict[tuple[str, int, int], dict[str, dict]]) -> list[dict]:

@@ -3,9 +3,8 @@ teacher off, then a teacher period, on the input spikes of each moment (docs/the
 
 :func:`present_periods` runs both periods; the interneurons' ``P`` learns through their teaching compartment over the
 whole presentation or (``--interneuron-period free``) the free period only (:func:`interneuron_timing_sums`), ``Q`` in
-the free period, ``W`` in the teacher period against
-each hidden cell's slow trace of its own free-period apical potential (:class:`FreePeriodReference`,
-:func:`teacher_period`).
+the free period, ``W`` in the teacher period against each hidden cell's slow trace of its own free-period apical
+potential (:class:`FreePeriodReference`, :func:`teacher_period`).
 """
 
 from __future__ import annotations
@@ -39,8 +38,8 @@ def present_periods(circuit: Microcircuit, spikes: SpikeStream, targets: torch.T
     is ``None``.
 
     The interneurons learn ``P`` over the whole presentation (``--interneuron-period free``: the free period only),
-    their partners' spikes against their own dendritic prediction (:func:`interneuron_timing_sums`); ``Q`` learns in the free period, from its apical and
-    interneuron-trace sums (:func:`~bioleaf.model.circuit.presentation.cancellation_updates`); ``W`` in the teacher
+    their partners' spikes against their own dendritic prediction (:func:`interneuron_timing_sums`); ``Q`` learns in
+    the free period, from its apical and interneuron-trace sums (:func:`~bioleaf.model.circuit.presentation.cancellation_updates`); ``W`` in the teacher
     period, by its rule (:func:`plastic_updates`), with each cell's spike count and each output cell's integrated
     basal potential restarted when the teacher comes on (:func:`teacher_period`). Each cell keeps slow traces of its
     free period (:class:`FreePeriodReference`): its apical potential, which its apical compartment is measured

@@ -28,6 +28,8 @@ from bioleaf.tools.bench.runtime import no_wait
 
 PARTS = ("products", "random", "optimizer")
 """The parts of a replay, in the order it runs them."""
+LIMIT_TASK = "limit_{}"
+"""The name of a trainer's limit replay among the tasks of a timed rotation."""
 
 
 @dataclass(frozen=True)
@@ -127,3 +129,18 @@ def limit_replay(recorded: RecordedBatch, optimizer: torch.optim.Optimizer, devi
     return LimitReplay({"products": matmul_replay(recorded.matmuls, cpu, device),
                         "random": draw_replay(recorded.draws, torch.Generator(device=device).manual_seed(seed), device),
                         "optimizer": optimizer_replay(optimizer, cpu)}, sync)
+
+
+def recorded_replays(tasks: dict[str, Callable[[], object]], optimizers: dict[str, torch.optim.Optimizer],
+                     device: torch.device, seed: int, sync: Callable[[], None] = no_wait,
+                     failed: set[str] | None = None) -> tuple[dict[str, RecordedBatch], dict[str, LimitReplay]]:
+    """One extra, untimed call of every task (a trainer's next batch), recorded (:func:`recorded_batch`), and the
+    :func:`limit_replay` of what it did with that trainer's optimiser; a task whose name joins ``failed`` during
+    its call (it ran out of memory) has neither."""
+    recorded, replays = {}, {}
+    for name, task in tasks.items():
+        batch = recorded_batch(task)
+        if failed is None or name not in failed:
+            recorded[name] = batch
+            replays[name] = limit_replay(batch, optimizers[name], device, seed, sync)
+    return recorded, replays

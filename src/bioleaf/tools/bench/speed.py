@@ -16,7 +16,7 @@ import statistics
 import torch
 
 from bioleaf.tools.bench.flops import total_flops
-from bioleaf.tools.bench.limit import PARTS, LimitReplay, RecordedBatch, limit_replay, recorded_batch
+from bioleaf.tools.bench.limit import LIMIT_TASK, PARTS, LimitReplay, RecordedBatch, recorded_replays
 from bioleaf.tools.bench.peers import OPTIONAL_PEERS, PEERS, SKIPPED, installed, require_snntorch
 from bioleaf.tools.bench.runtime import quiet_scalar_warnings, synchronizer
 from bioleaf.tools.bench.settings import BenchSettings
@@ -25,8 +25,6 @@ from bioleaf.tools.bench.trainers import BIOLEAF_TRAINERS, circuit_label, make_t
 
 OWN_TRAINERS = ("bioleaf", "bioleaf_local", "bioleaf_one", "bptt", "bptt_float64")
 """Our trainers measurement (a) times, before the peers, in the order of the rotation."""
-LIMIT = "limit_{}"
-"""The name of a BioLeaF trainer's limit replay among the timed tasks."""
 
 
 def speed_trainers() -> tuple[tuple[str, ...], dict[str, str]]:
@@ -46,11 +44,11 @@ def measure_speed(settings: BenchSettings, seed: int = 0, device: torch.device =
                                    torch.Generator().manual_seed(seed + 1), device, s.use_dataset)
     trainers = {name: make_trainer(name, s.speed_arch, s.speed_steps, s.speed_batch, device, seed) for name in names}
     tasks = rotation_tasks(trainers, xs, ys, seed, device)
-    recorded = {name: recorded_batch(tasks[name]) for name in BIOLEAF_TRAINERS}  # an extra, untimed batch each
-    replays = {name: limit_replay(recorded[name], trainers[name].optimizer, device, seed + 4, synchronizer(device))
-               for name in BIOLEAF_TRAINERS}
+    recorded, replays = recorded_replays({name: tasks[name] for name in BIOLEAF_TRAINERS},
+                                         {name: trainers[name].optimizer for name in BIOLEAF_TRAINERS},
+                                         device, seed + 4, synchronizer(device))
     with quiet_scalar_warnings():
-        seconds = time_interleaved({**tasks, **{LIMIT.format(n): r for n, r in replays.items()}},
+        seconds = time_interleaved({**tasks, **{LIMIT_TASK.format(n): r for n, r in replays.items()}},
                                    warmup=s.speed_warmup, rounds=s.speed_rounds, sync=synchronizer(device))
     median = {name: statistics.median(t) for name, t in seconds.items()}
     speed = {name: s.speed_batch / median[name] for name in names}
@@ -120,7 +118,7 @@ def _limits(median: dict[str, float], recorded: dict[str, RecordedBatch], parts:
     replays, and ``X_limit_efficiency``, the replay's time over the circuit's batch time."""
     out: dict[str, float] = {}
     for name in BIOLEAF_TRAINERS:
-        replay = median[LIMIT.format(name)]
+        replay = median[LIMIT_TASK.format(name)]
         stepped = [p for group in trainers[name].optimizer.param_groups for p in group["params"]]
         out.update({f"{name}_limit_efficiency": replay / median[name], f"{name}_limit_seconds": replay,
                     **{f"{name}_limit_seconds_{part}": parts[name][part] for part in PARTS},
